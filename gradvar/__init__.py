@@ -1,2 +1,20 @@
-"""gradvar: a Monte Carlo laboratory for gradient estimators."""
+"""gradvar: a Monte Carlo laboratory for gradient estimators.
+
+The public API mirrors the CLI: ``gradvar.compare(...)`` returns the ``results.csv`` table.
+Imports are lazy so that ``gradvar --help`` never loads numba or matplotlib.
+"""
 __version__ = "0.1.0"
+__all__ = ["compare", "registry"]
+
+
+def __getattr__(name):
+    if name == "compare":
+        from .api import compare
+
+        return compare
+    if name == "registry":
+        from . import registry
+
+        registry.load()
+        return registry
+    raise AttributeError(f"module 'gradvar' has no attribute {name!r}")

@@ -1,0 +1,87 @@
+"""The Python API, mirroring the CLI names: ``gradvar.compare(...)`` and friends."""
+import math
+
+import numpy as np
+import pandas as pd
+
+from . import engine, reference, spec, stats
+
+TIMING_COLUMNS = ("seconds", "estimates_per_s")
+RESULT_COLUMNS = ["family", "objective", "estimator", "baseline", "param", "n", "batch", "seed",
+                  "grad_mean", "grad_var", "grad_sem", "var_ci_low", "var_ci_high", "exact_grad",
+                  "exact_var", "bias", "bias_z", "mse", "nonfinite", "work_var", "seconds",
+                  "estimates_per_s"]
+SUMMARY_STATS = ["total_var", "total_var_ci_low", "total_var_ci_high", "bias_sq_norm",
+                 "bias_sq_norm_ci_low", "bias_sq_norm_ci_high", "mse", "mse_ci_low", "mse_ci_high",
+                 "exact_total_var", "nonfinite", "seconds", "estimates_per_s"]
+
+
+def format_value(value):
+    """A parameter as the CLI accepts it: floats round-trip, vectors as comma lists."""
+    if isinstance(value, np.ndarray):
+        return ",".join(repr(float(v)) for v in value)
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return math.nan
+    return float(value)
+
+
+def set_threads(threads):
+    if threads:
+        import numba
+
+        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+
+
+def run_plan(plan, progress=None):
+    """Run every estimator in every cell of ``plan``; return (results, summary) DataFrames."""
+    rows, summary = [], []
+    for cell in plan.cells:
+        exact_grad = reference.exact_gradient(cell)
+        params = {**{k: format_value(v) for k, v in cell.family_values.items()},
+                  **{k: format_value(v) for k, v in cell.objective_values.items()}}
+        for est in plan.estimators:
+            uses_baseline = "baseline" in est.options
+            baseline = plan.baseline if uses_baseline else ""
+            tau = format_value(cell.tau) if "tau" in est.options else math.nan
+            mom = engine.simulate(cell, est, plan.samples, plan.seed, baseline=plan.baseline,
+                                  exact_grad=exact_grad, progress=progress)
+            _, exact_var = reference.exact_moments(cell, est, plan.baseline)
+            st = stats.coordinate_stats(mom, exact_grad, exact_var)
+            rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
+            common = dict(family=cell.family.name, objective=cell.objective.name,
+                          estimator=est.name, baseline=baseline, **params, tau=tau,
+                          n=plan.samples, batch=cell.batch, seed=plan.seed)
+            for j, coord in enumerate(cell.coords):
+                row = dict(common, param=coord, **{k: float(v[j]) for k, v in st.items()},
+                           nonfinite=mom.nonfinite, seconds=mom.seconds, estimates_per_s=rate)
+                row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
+                rows.append(row)
+            agg = stats.summary_stats(mom, exact_grad)
+            summary.append(dict(common, **agg, exact_total_var=float(np.sum(exact_var)),
+                                nonfinite=mom.nonfinite, seconds=mom.seconds, estimates_per_s=rate))
+    lead = ["family", "objective", "estimator", "baseline"] + plan.param_columns
+    results = pd.DataFrame(rows)
+    results = results[lead + [c for c in RESULT_COLUMNS if c not in lead]]
+    summary = pd.DataFrame(summary)
+    summary = summary[lead + ["n", "batch", "seed"] + SUMMARY_STATS]
+    return results, summary
+
+
+def compare(estimator=None, objective=None, family="normal", samples=100_000, batch=1,
+            baseline="mean", seed=0, tau=None, threads=None, summary=False, progress=None,
+            mu=None, sigma=None, logits=None, logit=None, **objective_parameters):
+    """Compare gradient estimators by Monte Carlo; the ``results.csv`` table as a DataFrame.
+
+    Arguments mirror ``gradvar compare`` (REFERENCE section 6): a list (or comma text) for a
+    scalar parameter sweeps it, e.g. ``compare(estimator="sf,reparam", mu="-4:4:17")``;
+    objective parameters are keywords (``k=0.5``, ``w=[1, 2, 3]``).  With ``summary=True``
+    returns ``(results, summary)``.
+    """
+    fam_values = {k: v for k, v in dict(mu=mu, sigma=sigma, logits=logits, logit=logit).items()
+                  if v is not None}
+    p = spec.plan(family=family, objective=objective, estimator=estimator, baseline=baseline,
+                  samples=samples, batch=batch, seed=seed, tau=tau, sets=objective_parameters,
+                  **fam_values)
+    set_threads(threads)
+    results, summ = run_plan(p, progress=progress)
+    return (results, summ) if summary else results
