@@ -1,10 +1,11 @@
 """gradvar: a Monte Carlo laboratory for gradient estimators.
 
-The public API mirrors the CLI: ``gradvar.compare(...)`` returns the ``results.csv`` table.
-Imports are lazy so that ``gradvar --help`` never loads numba or matplotlib.
+The public API mirrors the CLI: ``gradvar.compare(...)`` returns the ``results.csv`` table;
+the registries are in ``gradvar.registry``.  Imports are lazy so that ``gradvar --help``
+never loads numba or matplotlib.
 """
 __version__ = "0.1.0"
-__all__ = ["compare", "registry"]
+__all__ = ["compare"]
 
 
 def __getattr__(name):
@@ -12,9 +13,4 @@ def __getattr__(name):
         from .api import compare
 
         return compare
-    if name == "registry":
-        from . import registry
-
-        registry.load()
-        return registry
     raise AttributeError(f"module 'gradvar' has no attribute {name!r}")

@@ -72,11 +72,11 @@ def sf_baseline(fp, objp, tau, aux, key, counter0, batch, work, g):
         g[j] /= batch
 
 
-@estimator("reparam", "reparameterization / pathwise: f'(g(eps)) dg/dtheta",
-           "f'(z) * dz/dtheta", requires="reparam")
 @estimator("gumbel-softmax", "Gumbel-Softmax / Concrete: pathwise gradient of f(softmax((o+G)/tau))",
            "(1/tau) y*(grad f(y) - y.grad f(y))", requires="relax", unbiased_for="relaxed",
            options=("tau",))
+@estimator("reparam", "reparameterization / pathwise: f'(g(eps)) dg/dtheta",
+           "f'(z) * dz/dtheta", requires="reparam")
 @kernel
 def pathwise(fp, objp, tau, aux, key, counter0, batch, work, g):
     """g = (1/M) sum_m (dy/dtheta)^T grad f(y_m), y the reparameterized (or relaxed) sample.

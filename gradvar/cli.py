@@ -1,0 +1,34 @@
+"""The command line: a thin Click layer over the library.  No numerics here.
+
+Each command lives in ``gradvar/commands/<name>.py`` and is registered below.  Command
+modules import only click and the registries at import time, so ``gradvar --help`` stays
+fast; numba and matplotlib load inside the commands that need them.
+"""
+import click
+
+from . import __version__
+from .commands import listing
+
+CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
+
+
+@click.group(context_settings=CONTEXT)
+@click.version_option(__version__, prog_name="gradvar")
+def main():
+    """gradvar: measure Monte Carlo gradient estimators honestly.
+
+    Runs estimators of grad E_{z~p_theta}[f(z)] on toy objectives with known ground
+    truth and reports mean, bias, variance, MSE and cost with confidence intervals, as
+    CSV tables and plots.
+
+    \b
+    Examples:
+      gradvar list
+      gradvar compare --estimator sf,sf-baseline,reparam --mu -4:4:17
+    """
+
+
+main.add_command(listing.list_command)
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
