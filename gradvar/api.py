@@ -10,10 +10,11 @@ TIMING_COLUMNS = ("seconds", "estimates_per_s")
 RESULT_COLUMNS = ["family", "objective", "estimator", "baseline", "param", "n", "batch", "seed",
                   "grad_mean", "grad_var", "grad_sem", "var_ci_low", "var_ci_high", "exact_grad",
                   "exact_var", "bias", "bias_z", "mse", "nonfinite", "work_var", "seconds",
-                  "estimates_per_s"]
+                  "estimates_per_s", "relaxed_grad"]
 SUMMARY_STATS = ["total_var", "total_var_ci_low", "total_var_ci_high", "bias_sq_norm",
                  "bias_sq_norm_ci_low", "bias_sq_norm_ci_high", "mse", "mse_ci_low", "mse_ci_high",
-                 "exact_total_var", "nonfinite", "seconds", "estimates_per_s"]
+                 "exact_total_var", "nonfinite", "seconds", "estimates_per_s",
+                 "relaxed_bias_sq_norm"]
 
 
 def format_value(value):
@@ -37,6 +38,9 @@ def run_plan(plan, progress=None):
     rows, summary = [], []
     for cell in plan.cells:
         exact_grad = reference.exact_gradient(cell)
+        # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
+        relaxed = reference.relaxed_gradient(cell) if any(
+            "tau" in e.options for e in plan.estimators) else None
         params = {**{k: format_value(v) for k, v in cell.family_values.items()},
                   **{k: format_value(v) for k, v in cell.objective_values.items()}}
         for est in plan.estimators:
@@ -48,17 +52,20 @@ def run_plan(plan, progress=None):
             _, exact_var = reference.exact_moments(cell, est, plan.baseline)
             st = stats.coordinate_stats(mom, exact_grad, exact_var)
             rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
+            rel = relaxed if "tau" in est.options else np.full(len(cell.coords), np.nan)
             common = dict(family=cell.family.name, objective=cell.objective.name,
                           estimator=est.name, baseline=baseline, **params, tau=tau,
                           n=plan.samples, batch=cell.batch, seed=plan.seed)
             for j, coord in enumerate(cell.coords):
                 row = dict(common, param=coord, **{k: float(v[j]) for k, v in st.items()},
-                           nonfinite=mom.nonfinite, seconds=mom.seconds, estimates_per_s=rate)
+                           nonfinite=mom.nonfinite, seconds=mom.seconds, estimates_per_s=rate,
+                           relaxed_grad=float(rel[j]))
                 row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
                 rows.append(row)
             agg = stats.summary_stats(mom, exact_grad)
             summary.append(dict(common, **agg, exact_total_var=float(np.sum(exact_var)),
-                                nonfinite=mom.nonfinite, seconds=mom.seconds, estimates_per_s=rate))
+                                nonfinite=mom.nonfinite, seconds=mom.seconds, estimates_per_s=rate,
+                                relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2))))
     lead = ["family", "objective", "estimator", "baseline"] + plan.param_columns
     results = pd.DataFrame(rows)
     results = results[lead + [c for c in RESULT_COLUMNS if c not in lead]]
