@@ -1,0 +1,94 @@
+"""gradvar.sweep_tau: the temperature grid, shared noise, the bias floor, the best tau."""
+import numpy as np
+import pytest
+
+import gradvar
+from gradvar import reference, spec, sweeptau
+
+Z_TOL = 5.0  # two-sided false-alarm rate 5.7e-7 per comparison under normality
+
+
+@pytest.fixture(scope="module")
+def small():
+    return gradvar.sweep_tau(tau="log:0.05:5:5", samples=20_000, seed=2)
+
+
+def test_default_grid_has_16_log_spaced_points_from_0_01_to_10():
+    swept, refs = sweeptau.plans()
+    taus = [c.tau for c in swept.cells]
+    np.testing.assert_allclose(taus, np.geomspace(0.01, 10, 16))
+    assert [e.name for e in swept.estimators] == ["gumbel-softmax", "st-gumbel"]
+    assert [e.name for e in refs.estimators] == ["sf", "sf-baseline"]
+    assert len(refs.cells) == 1  # the references run once, not once per tau
+    assert swept.cells[0].objective.name == "squared"
+    np.testing.assert_array_equal(swept.cells[0].family_values["logits"], [2.0, 0.5, 0.1])
+
+
+def test_summary_has_one_row_per_tau_and_estimator_plus_the_references(small):
+    results, summary = small
+    assert len(summary) == 5 * 2 + 2
+    refs = summary[summary.role == "reference"]
+    assert sorted(refs.estimator) == ["sf", "sf-baseline"] and refs.tau.isna().all()
+    assert len(results) == (5 * 2 + 2) * 3  # three logits coordinates
+    for col in ("total_var", "bias_sq_norm", "mse", "mse_ci_low", "mse_ci_high",
+                "bias_sq_noise_floor", "bias_sq_debiased"):
+        assert col in summary
+    np.testing.assert_allclose(summary.bias_sq_noise_floor, summary.total_var / summary.n)
+    np.testing.assert_allclose(summary.bias_sq_debiased,
+                               summary.bias_sq_norm - summary.total_var / summary.n)
+
+
+def test_every_estimator_sees_the_same_noise_as_in_compare(small):
+    results, _ = small
+    one = gradvar.compare(family="categorical", estimator="gumbel-softmax,sf",
+                          tau=results.tau.dropna().iloc[0], samples=20_000, seed=2)
+    for est in ("gumbel-softmax", "sf"):
+        mine = results[(results.estimator == est)
+                       & ((results.tau == one.tau.iloc[0]) | results.tau.isna())]
+        np.testing.assert_array_equal(mine.grad_mean.to_numpy()[:3],
+                                      one[one.estimator == est].grad_mean.to_numpy())
+
+
+def test_best_tau_minimises_the_mse_and_flags_the_grid_edge(small):
+    _, summary = small
+    best = sweeptau.best_tau(summary)
+    assert list(best.estimator) == ["gumbel-softmax", "st-gumbel", "sf", "sf-baseline"]
+    for _, row in best[best.role == "swept"].iterrows():
+        rows = summary[summary.estimator == row.estimator]
+        assert row.mse == rows.mse.min() and row.tau == rows.loc[rows.mse.idxmin(), "tau"]
+    text = sweeptau.format_best(best)
+    assert "gumbel-softmax" in text and "sf-baseline" in text and "best tau" in text
+    # a grid that stops before the optimum (about 1.6): the minimum sits on its edge
+    _, edge = gradvar.sweep_tau(tau="0.01,0.1", reference="", samples=2000)
+    assert sweeptau.best_tau(edge).at_grid_edge.all()
+    assert "grid edge" in sweeptau.format_best(sweeptau.best_tau(edge))
+
+
+@pytest.mark.parametrize("tau", [0.2, 1.0])
+def test_debiased_squared_bias_matches_the_exact_one_for_two_classes(tau):
+    """Two classes: the true squared bias ||relaxed-mean - exact||^2 is known by quadrature."""
+    _, summary = gradvar.sweep_tau(logits="1,0", tau=[tau], estimator="gumbel-softmax",
+                                   reference="", samples=100_000, seed=4)
+    cell = spec.plan(family="categorical", logits="1,0", estimator="gumbel-softmax",
+                     tau=tau).cells[0]
+    truth = float(np.sum((reference.relaxed_gradient(cell) - reference.exact_gradient(cell)) ** 2))
+    row = summary.iloc[0]
+    se = (row.bias_sq_norm_ci_high - row.bias_sq_norm_ci_low) / (2 * 1.96)
+    assert abs(row.bias_sq_debiased - truth) < Z_TOL * se, (row.bias_sq_debiased, truth, se)
+    # unbiased for the relaxed objective: the squared distance to the relaxed gradient is
+    # pure noise, about total_var / n (a chi-square with one degree of freedom, times that)
+    assert row.relaxed_bias_sq_norm < Z_TOL ** 2 * row.bias_sq_noise_floor
+
+
+@pytest.mark.parametrize("kw,match", [
+    (dict(family="normal"), "relax"),
+    (dict(estimator="sf"), "does not use tau"),
+    (dict(reference="gumbel-softmax"), "depends on tau"),
+    (dict(tau="0.1,0"), "tau"),
+    (dict(family="bernoulli", logit="0,1"), "sweeps tau only"),
+    (dict(estimator=""), "at least one"),
+    (dict(estimator="gumbel-softmx"), "did you mean"),
+])
+def test_bad_sweeps_are_spec_errors(kw, match):
+    with pytest.raises(spec.SpecError, match=match):
+        sweeptau.plans(**kw)
