@@ -4,8 +4,9 @@ Squared bias on log axes: the raw estimate ||mean - exact||^2 carries an upward 
 total_var / n, which at small tau (variance ~ 1/tau) can exceed the true squared bias and
 would draw a spurious floor.  The sweep plot therefore shows the debiased estimate
 (raw - total_var / n), with its interval, and the noise floor total_var / n as a dotted
-line: hollow markers are estimates whose interval reaches 0 (not resolved from zero bias);
-estimates <= 0 cannot be drawn on a log axis and are left out.
+line: hollow circles are estimates whose interval reaches 0 (not resolved from zero bias),
+with a bar up to the upper bound; an estimate <= 0 cannot be drawn on a log axis and is
+shown by its 95% upper bound alone (a hollow down-triangle).
 """
 import math
 
@@ -37,11 +38,12 @@ def _panel(ax, tau, mid, low, high, color, label, hollow=None):
     ax.plot(tau, np.where(mid > 0, mid, np.nan), color=color, lw=1.6, label=label)
     solid = (mid > 0) & ~hollow
     ax.plot(tau[solid], mid[solid], "o", color=color, ms=3.5)
-    ring = hollow & (high > 0)
-    base = np.where(mid > 0, mid, high / 10)
-    ax.vlines(tau[ring], base[ring], high[ring], color=color, lw=0.9)
+    ring = hollow & (high > 0) & (mid > 0)
+    ax.vlines(tau[ring], mid[ring], high[ring], color=color, lw=0.9)
     ax.plot(tau[ring], high[ring], "_", color=color, ms=7, mew=1.2)
-    ax.plot(tau[ring & (mid > 0)], mid[ring & (mid > 0)], "o", mfc="white", mec=color, ms=4.5)
+    ax.plot(tau[ring], mid[ring], "o", mfc="white", mec=color, ms=4.5)
+    below = hollow & (high > 0) & ~(mid > 0)  # estimate <= 0: only an upper bound to show
+    ax.plot(tau[below], high[below], "v", mfc="white", mec=color, ms=6)
 
 
 def plot_sweep_tau(summary, best, path):
@@ -83,7 +85,8 @@ def plot_sweep_tau(summary, best, path):
             axes[k].axhspan(r[col + "_ci_low"], r[col + "_ci_high"], color=c, alpha=0.12, lw=0)
     axes[0].plot([], [], ":", color="grey", label="noise floor total_var / n")
     axes[0].plot([], [], "o", mfc="white", mec="grey",
-                 label="interval reaches 0 (bar: 95% upper bound)")
+                 label="interval reaches 0 (bar to the 95% upper bound)")
+    axes[0].plot([], [], "v", mfc="white", mec="grey", label="estimate <= 0: 95% upper bound")
     titles = (r"squared bias $\|E[\hat g] - \nabla_o E[f]\|^2$ (debiased)",
               r"total variance $\mathrm{tr\,Var}[\hat g]$ of one estimate",
               "MSE = squared bias + total variance")

@@ -24,7 +24,7 @@ DEFAULT_TAU = "log:0.01:10:16"
 DEFAULT_ESTIMATORS = "gumbel-softmax,st-gumbel"
 DEFAULT_REFERENCES = "sf,sf-baseline"
 DEFAULT_LOGITS = "2,0.5,0.1"
-BEST_COLUMNS = ["estimator", "role", "tau", "bias_sq_norm", "bias_sq_debiased", "total_var",
+BEST_COLUMNS = ["estimator", "baseline", "role", "tau", "bias_sq_norm", "bias_sq_debiased", "total_var",
                 "mse", "mse_ci_low", "mse_ci_high", "at_grid_edge"]
 
 
@@ -119,7 +119,7 @@ def best_tau(summary):
     the true optimum may lie outside the grid.
     """
     rows = []
-    for name, group in summary.groupby("estimator", sort=False):
+    for _, group in summary.groupby("estimator", sort=False):
         group = group.sort_values("tau")
         finite = group[np.isfinite(group["mse"])]
         if finite.empty:
@@ -148,7 +148,8 @@ def format_best(best):
         tau = "-" if r["role"] == "reference" else _fmt(r["tau"]) + (" (grid edge)"
                                                                       if r["at_grid_edge"] else "")
         bias = max(r["bias_sq_debiased"], 0.0) if math.isfinite(r["bias_sq_debiased"]) else math.nan
-        lines.append([r["estimator"], tau, _fmt(bias), _fmt(r["total_var"]), _fmt(r["mse"]),
+        name = r["estimator"] + (f" ({r['baseline']})" if r["baseline"] else "")
+        lines.append([name, tau, _fmt(bias), _fmt(r["total_var"]), _fmt(r["mse"]),
                       f"[{_fmt(r['mse_ci_low'])}, {_fmt(r['mse_ci_high'])}]"])
     widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
     fmt = lambda cells: "  ".join(c.ljust(w) if i == 0 else c.rjust(w)  # noqa: E731
