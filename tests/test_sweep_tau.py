@@ -92,3 +92,19 @@ def test_debiased_squared_bias_matches_the_exact_one_for_two_classes(tau):
 def test_bad_sweeps_are_spec_errors(kw, match):
     with pytest.raises(spec.SpecError, match=match):
         sweeptau.plans(**kw)
+
+
+@pytest.mark.slow
+def test_default_sweep_has_an_interior_optimum_and_variance_like_one_over_tau():
+    _, summary = gradvar.sweep_tau(samples=1_000_000)
+    best = sweeptau.best_tau(summary)
+    swept = best[best.role == "swept"]
+    assert not swept.at_grid_edge.any()
+    refs = best[best.role == "reference"]
+    assert swept.mse.max() < refs.mse.min()  # at its best tau the relaxation wins here
+    for est in ("gumbel-softmax", "st-gumbel"):
+        rows = summary[(summary.estimator == est) & (summary.tau <= 0.1)]
+        slope = np.polyfit(np.log(rows.tau), np.log(rows.total_var), 1)[0]
+        assert -1.2 < slope < -0.8, (est, slope)  # variance grows roughly like 1 / tau
+        big = summary[(summary.estimator == est)].sort_values("tau")
+        assert np.all(np.diff(big.bias_sq_debiased[big.tau >= 0.1]) > 0)  # bias grows with tau
