@@ -52,9 +52,9 @@ def bits(key, counter):
 def to_open01(b):
     """Map 64 random bits to a double strictly inside (0, 1): (floor(b / 2^12) + 1/2) 2^-52.
 
-    52 bits, not 53: every (m + 1/2) 2^-52 with m < 2^52 is an exact double, so the values
-    run from 2^-53 to 1 - 2^-53, symmetric about 1/2.  With 53 bits, m + 1/2 is not
-    representable above 2^52 and rounds to even: m = 2^53 - 1 gave exactly 1.0.
+    52 bits, not 53: every (i + 1/2) 2^-52 is a double, from 2^-53 to 1 - 2^-53, symmetric
+    about 1/2.  With 53 bits (i + 1/2) 2^-53 is not representable above 1/2 and the top value
+    rounded to exactly 1.0 (an infinite Gumbel).
     """
     return (float(b >> _S12) + 0.5) * _TWO_M52
 
