@@ -51,7 +51,7 @@ def plot_training(df, path):
     axes[0].set(xlabel="step", ylabel=ylabel, title=f"{problem}: {ylabel} ({n_seeds}, band ±1 sd)")
     axes[1].set(xlabel="step", ylabel="objective E[f] (exact)", title="objective along the path")
     axes[2].set(xlabel="step", ylabel=f"log10 Var[gradient estimate of {shown[0]}]",
-                title="variance of one gradient estimate (exact: 0, not shown)")
+                title="variance of one estimate (exact: 0)")
     from matplotlib.ticker import MaxNLocator
 
     for ax in axes:
