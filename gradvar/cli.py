@@ -7,7 +7,7 @@ fast; numba and matplotlib load inside the commands that need them.
 import click
 
 from . import __version__
-from .commands import listing
+from .commands import compare, listing, pick_one, plot
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
@@ -29,6 +29,9 @@ def main():
 
 
 main.add_command(listing.list_command)
+main.add_command(compare.compare_command)
+main.add_command(plot.plot_command)
+main.add_command(pick_one.pick_one_command)
 
 if __name__ == "__main__":  # pragma: no cover
     main()
