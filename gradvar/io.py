@@ -64,8 +64,9 @@ def read_csv(path):
     """Read a CSV written by :func:`write_csv`; floats exactly, empty text fields as ``""``."""
     import pandas as pd
 
-    frame = pd.read_csv(path, float_precision="round_trip", keep_default_na=False,
-                        na_values=[""])
+    # pandas >= 3 parses floats exactly by default and deprecates the option
+    exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], **exact)
     for col in frame.columns:
         if frame[col].dtype.kind not in "fiub":
             frame[col] = frame[col].fillna("").astype(str)

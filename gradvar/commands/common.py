@@ -156,12 +156,16 @@ def echo_files(folder, names):
 
 @contextmanager
 def progress_bar(total, quiet, desc):
-    """A tqdm bar on stderr counting estimates; yields its update function (None if quiet)."""
+    """A tqdm bar on stderr counting estimates; yields its update function (None if quiet).
+
+    The bar draws only when stderr is a terminal (tqdm's ``disable=None``), so logs and
+    pipes do not fill with carriage returns.
+    """
     if quiet:
         yield None
         return
     from tqdm import tqdm
 
-    with tqdm(total=total, desc=desc, unit="est", unit_scale=True, leave=False,
-              file=click.get_text_stream("stderr"), dynamic_ncols=True, mininterval=0.2) as bar:
+    with tqdm(total=total, desc=desc, unit="est", unit_scale=True, leave=False, disable=None,
+              file=sys.stderr, dynamic_ncols=True, mininterval=0.2) as bar:
         yield bar.update
