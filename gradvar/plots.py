@@ -107,7 +107,7 @@ def compare_plots(results, folder):
     groups = _groups_by(frame, others)
     for values, part in groups:
         suffix = "".join(f"-{c}={_g(v)}" for c, v in zip(others, values))
-        fig = sweep_figure(part, x, dict(zip(others, values)))
+        fig = sweep_figure(part, x)
         names.append(_save(fig, folder, f"variance-vs-{x}{suffix}.png"))
     return names
 
@@ -176,7 +176,7 @@ def _log_x(values):
     return bool(values[-1] / values[0] >= 100 or np.allclose(steps, steps[0], rtol=1e-6))
 
 
-def sweep_figure(results, x, fixed=None):
+def sweep_figure(results, x):
     """Variance against the swept parameter ``x``: a panel per coordinate, a line per estimator."""
     from matplotlib.lines import Line2D
 
@@ -193,7 +193,8 @@ def sweep_figure(results, x, fixed=None):
                 if not _sweep_line(ax, results, x, param, label, colors[label])]
         if log_x:
             ax.set_xscale("log")
-            ax.xaxis.set_major_formatter(_plain())
+            _log_axis(ax.xaxis, *ax.get_xlim())
+            ax.tick_params(axis="x", which="minor", labelsize=7)
         _log_y(ax)
         note = f"\n({', '.join(zero)}: variance 0, not on the log axis)" if zero else ""
         ax.set_title(f"d/d{param}{note}", fontsize=10 if not zero else 9)
@@ -202,8 +203,8 @@ def sweep_figure(results, x, fixed=None):
         ax.grid(True, which="major", alpha=0.3)
     for ax in axes[len(params):]:
         ax.set_visible(False)
-    extra = ", ".join(f"{k}={_g(v)}" for k, v in (fixed or {}).items())
-    title = f"Variance vs {x}: {describe(results, free=[x])}" + (f", {extra}" if extra else "")
+    # other swept parameters take one value in ``results``: describe() and _n_text() name it
+    title = f"Variance vs {x}: {describe(results, free=[x])}"
     fig.suptitle(f"{title}\n{_n_text(results, free=[x])} per point; "
                  "lines: Monte Carlo with 95% CI band, dashed: exact", fontsize=10)
     handles = [Line2D([], [], color=colors[label], marker="o", ms=3, label=label)
@@ -220,20 +221,29 @@ def _plain():
     return FuncFormatter(lambda v, _: f"{v:g}")
 
 
-def _log_y(ax):
-    """Log y with plain-number tick labels; minor ticks labelled when the range is narrow."""
-    from matplotlib.ticker import NullFormatter
+def _log_axis(axis, low, high):
+    """Plain-number labels on a log axis; minor ticks labelled as the range narrows."""
+    from matplotlib.ticker import FuncFormatter, NullFormatter
 
+    axis.set_major_formatter(_plain())
+    decades = math.log10(high / low) if 0 < low < high else 99.0
+
+    def minor(value, _):
+        mantissa = round(value / 10 ** math.floor(math.log10(value) + 1e-9), 6)
+        return f"{value:g}" if decades < 1.2 or mantissa in (2.0, 5.0) else ""
+
+    axis.set_minor_formatter(FuncFormatter(minor) if decades < 3 else NullFormatter())
+
+
+def _log_y(ax):
+    """Log y with plain-number tick labels, spanning at least a decade."""
     ax.set_yscale("log")
-    plain = _plain()
-    ax.yaxis.set_major_formatter(plain)
     low, high = ax.get_ylim()
     if 0 < low and high / low < 10:  # at least a decade, so that ticks read sensibly
         centre = math.sqrt(low * high)
         low, high = min(low, centre / 3.2), max(high, centre * 3.2)
         ax.set_ylim(low, high)
-    narrow = low > 0 and math.log10(high / low) < 1.2
-    ax.yaxis.set_minor_formatter(plain if narrow else NullFormatter())
+    _log_axis(ax.yaxis, low, high)
     ax.tick_params(axis="y", which="minor", labelsize=7)
 
 

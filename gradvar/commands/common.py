@@ -11,6 +11,7 @@ from pathlib import Path
 
 import click
 
+
 # --- option bundles --------------------------------------------------------------------------
 def parse_sets(ctx, param, values):
     """``--set KEY=VALUE`` (repeatable) -> {KEY: VALUE text}."""
@@ -51,7 +52,8 @@ def experiment_options(func):
                      help="Comma list of estimators (see `gradvar list`). [default: every "
                           "estimator the family supports except exact]"),
         click.option("--baseline", default="mean", show_default=True, metavar="NAME",
-                     help="Baseline of sf-baseline: mean, optimal or loo (loo needs --batch >= 2)."),
+                     help="Baseline of sf-baseline: mean, optimal or loo "
+                          "(loo needs --batch >= 2)."),
         click.option("--mu", metavar="VALUES",
                      help="Normal mean; a list sweeps it: -4,0,4 or -4:4:17. [default: 1]"),
         click.option("--sigma", metavar="VALUES",

@@ -8,7 +8,8 @@ import time
 
 import click
 
-from . import common
+from .. import io
+from . import common, tables
 
 FAMILY_PARAMETERS = ("mu", "sigma", "logits", "logit")
 EXAMPLES = """
@@ -74,6 +75,7 @@ def build_plan(experiment):
 
 
 def _resolved(param, raw, dim):
+    """A parameter's values as given (parsed) or its default: a float, or a list."""
     from .. import spec
 
     values = param.default_for(dim) if raw is None else spec.parse_values(raw, param.name)
@@ -83,8 +85,6 @@ def _resolved(param, raw, dim):
 
 def resolve(plan, experiment, threads):
     """The experiment with every default filled in: valid input for a re-run."""
-    from .. import spec
-
     dim = plan.cells[0].dim
     sets = experiment.get("set") or {}
     resolved = {"command": "compare", "family": plan.family.name, "objective": plan.objective.name,
@@ -93,12 +93,15 @@ def resolve(plan, experiment, threads):
         resolved[p.name] = _resolved(p, experiment.get(p.name), dim)
     resolved["set"] = {p.name: _resolved(p, sets.get(p.name), dim) for p in plan.objective.params}
     if any("tau" in e.options for e in plan.estimators):
-        taus = [0.5] if experiment.get("tau") is None else spec.parse_values(experiment["tau"], "tau")
-        resolved["tau"] = taus if len(taus) > 1 else taus[0]
-    batches = sorted({c.batch for c in plan.cells}, key=[c.batch for c in plan.cells].index)
-    resolved.update(batch=batches if len(batches) > 1 else batches[0], samples=plan.samples,
+        resolved["tau"] = _one_or_list(float(c.tau) for c in plan.cells)
+    resolved.update(batch=_one_or_list(int(c.batch) for c in plan.cells), samples=plan.samples,
                     seed=plan.seed, threads=threads, **{"no-plot": bool(experiment.get("no-plot"))})
     return resolved
+
+
+def _one_or_list(values):
+    values = list(dict.fromkeys(values))  # distinct, in sweep order
+    return values if len(values) > 1 else values[0]
 
 
 def execute(experiment, out=None, force=False, quiet=False):
@@ -107,12 +110,14 @@ def execute(experiment, out=None, force=False, quiet=False):
     Bad input raises :class:`click.UsageError` (exit 2) before anything runs or is written;
     a failure while running raises :class:`click.ClickException` (exit 1) and leaves no folder.
     """
-    started, t0 = _clock()
+    started, t0 = io.now(), time.perf_counter()
     with common.usage_errors():
         plan = build_plan(experiment)
         target = common.target_folder(out, "compare", force)
+    if experiment.get("tau") is not None and not any("tau" in e.options for e in plan.estimators):
+        common.note("note: --tau is ignored: none of the estimators uses a temperature", quiet)
     with common.running_errors():
-        from .. import api, io
+        from .. import api
 
         api.set_threads(experiment.get("threads"))
         threads = _threads()
@@ -128,15 +133,13 @@ def execute(experiment, out=None, force=False, quiet=False):
                 "cells": len(plan.cells), "swept": plan.swept}
         files = write_folder(target, force, results, summary, meta, not resolved["no-plot"],
                              timings)
-    click.echo(_tables().results_table(results))
+    click.echo(tables.results_table(results))
     common.echo_files(target, files)
     return target
 
 
 def write_folder(target, force, results, summary, meta, plot, timings):
     """results.csv, summary.csv, plots and meta.json, atomically into ``target``."""
-    from .. import io
-
     t0 = time.perf_counter()
     with io.atomic_folder(target, force=force) as tmp:
         io.write_csv(results, tmp / "results.csv")
@@ -156,19 +159,7 @@ def write_folder(target, force, results, summary, meta, plot, timings):
     return files
 
 
-def _clock():
-    from .. import io
-
-    return io.now(), time.perf_counter()
-
-
 def _threads():
     import numba
 
     return int(numba.get_num_threads())
-
-
-def _tables():
-    from . import tables
-
-    return tables

@@ -3,7 +3,9 @@ import time
 
 import click
 
+from .. import io
 from . import common
+from .tables import num, render
 
 DEFAULT_LISTS = ("4,5,6", "0,5,10")
 EXAMPLES = """
@@ -53,8 +55,6 @@ def validate(experiment):
 
 def execute(experiment, out=None, force=False, quiet=False):
     """Run the pick-one illustration into a results folder; print the table and paths."""
-    from .. import io
-
     started, t0 = io.now(), time.perf_counter()
     with common.usage_errors():
         lists, samples, seed = validate(experiment)
@@ -88,7 +88,6 @@ def execute(experiment, out=None, force=False, quiet=False):
 def table(results, lists):
     """Per list: mean, exact single-pick variance, the Monte Carlo check."""
     from .. import pickone
-    from .tables import num, render
 
     rows = []
     for values, r in zip(lists, results.itertuples(index=False)):
