@@ -193,10 +193,25 @@ def test_categorical_and_bernoulli(run, tmp_path):
     meta = json.loads((tmp_path / "cat/meta.json").read_text())["experiment"]
     assert meta["logits"] == [1.0, 0.0, -1.0] and meta["tau"] == 0.5
     assert meta["set"] == {"w": [1.0, 2.0, 3.0], "t": 0.499}
-    result = run("compare", "--family", "bernoulli", "--logit", "0", "--estimator", "sf",
+    result = run("compare", "--family", "bernoulli", "--logit", "-1,1", "--estimator", "sf",
                  "--samples", SAMPLES, "--out", "ber", "-q")
     assert result.exit_code == 0, result.output
-    assert [r["param"] for r in rows(tmp_path / "ber/results.csv")] == ["logit"]
+    table = rows(tmp_path / "ber/results.csv")
+    assert [(r["param"], r["logit"]) for r in table] == [("logit", "-1.0"), ("logit", "1.0")]
+    assert (tmp_path / "ber/variance-vs-logit.png").exists()
+
+
+def test_tau_sweep_keeps_tau_free_estimators_as_references(run, tmp_path):
+    result = run("compare", "--family", "categorical", "--estimator", "sf,gumbel-softmax",
+                 "--tau", "log:0.1:1:3", "--samples", SAMPLES, "--out", "tau", "-q")
+    assert result.exit_code == 0, result.output
+    table = rows(tmp_path / "tau/results.csv")
+    assert len(table) == 3 * 2 * 3
+    assert {r["tau"] for r in table if r["estimator"] == "sf"} == {""}
+    taus = [float(r["tau"]) for r in table if r["estimator"] == "gumbel-softmax"][::3]
+    assert taus == pytest.approx([0.1, 10 ** -0.5, 1.0], rel=1e-12)
+    assert "Variance of one estimate of d/dlogits[2]" in result.output
+    assert (tmp_path / "tau/variance-vs-tau.png").stat().st_size > 10_000
 
 
 # --- output folder rules ------------------------------------------------------------------
@@ -293,6 +308,16 @@ def test_plot_redraws_from_the_csv(run, tmp_path):
     result = run("plot", "p")
     assert result.exit_code == 0, result.output
     assert png.stat().st_size > 10_000 and str(Path("p") / "variance.png") in result.output
+
+
+def test_plot_redraws_sweeps_and_pick_one(run, tmp_path):
+    assert run("compare", "--estimator", "reparam", "--sigma", "1,2", "--samples", SAMPLES,
+               "--out", "s", "-q", "--no-plot").exit_code == 0
+    assert run("pick-one", "--samples", 100, "--out", "o", "-q", "--no-plot").exit_code == 0
+    result = run("plot", "s", "o")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "s/variance-vs-sigma.png").exists()
+    assert (tmp_path / "o/pick-one.png").exists()
 
 
 def test_plot_rejects_a_folder_without_results(run, tmp_path):
