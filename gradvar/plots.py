@@ -40,14 +40,11 @@ def _g(value):
     return f"{value:g}"
 
 
-def _is_missing(value):
-    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
-
-
 def describe(results, free=()):
-    """'quadratic f(z) = (z - k)^2, k=0, under normal(mu, sigma=1)' for titles.
+    """'quadratic f(z) = (z - k)^2, k=0 under normal(mu, sigma=1)' for titles.
 
-    Parameters in ``free`` (the swept ones) are named without a value.
+    Parameters in ``free`` (the swept ones) are named without a value; tau is added when an
+    estimator used it.
     """
     from . import registry
 
@@ -62,15 +59,18 @@ def describe(results, free=()):
         if name in free:
             return name
         value = results[name].dropna()
-        value = value[value != ""] if value.dtype == object else value
+        if value.dtype.kind not in "fiub":
+            value = value[value.astype(str) != ""]
         return f"{name}={_g(value.iloc[0])}" if len(value) else None
 
     fam_names = [p.name for p in fam.params] if fam else []
     obj_names = [c for c in cols if c not in fam_names and c != "tau"]
     dist = ", ".join(filter(None, (part(c) for c in fam_names)))
     objp = ", ".join(filter(None, (part(c) for c in obj_names)))
+    tau = part("tau") if "tau" in cols else None
     formula = f" {obj.summary}" if obj else ""
-    return f"{objective}{formula}{', ' + objp if objp else ''} under {family}({dist})"
+    return (f"{objective}{formula}{', ' + objp if objp else ''} under {family}({dist})"
+            + (f", {tau}" if tau else ""))
 
 
 def _n_text(results, free=()):
