@@ -9,7 +9,7 @@ import gc
 import click
 
 from . import __version__
-from .commands import compare, listing, pick_one, plot
+from .commands import compare, listing, pick_one, plot, run, train
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
@@ -34,6 +34,8 @@ main.add_command(listing.list_command)
 main.add_command(compare.compare_command)
 main.add_command(plot.plot_command)
 main.add_command(pick_one.pick_one_command)
+main.add_command(train.train_command)
+main.add_command(run.run_command)
 
 
 

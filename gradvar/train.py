@@ -175,15 +175,13 @@ def trajectory(problem, est, seed, steps, lr, optimizer, batch, tau, baseline,
     return rows
 
 
-def train(problem="bump", estimator=None, seed=None, steps=None, lr=None, optimizer=None,
-          batch=1, tau=None, baseline=None, train_positions=False, on_step=None):
-    """Run every (estimator, seed) trajectory; the ``train`` results table as a DataFrame."""
-    from .spec import SpecError, parse_count, parse_values
+def validate(problem="bump", estimator=None, seed=None, steps=None, lr=None, optimizer=None,
+             batch=1, tau=None, baseline=None, train_positions=False):
+    """Check the options (SpecError naming the problem) and fill in the problem's defaults."""
+    from .spec import SpecError, parse_count, parse_values, suggest
 
     registry.load()
     if problem not in PROBLEMS:
-        from .spec import suggest
-
         raise SpecError(f"unknown problem {problem!r}." + suggest(problem, PROBLEMS))
     prob = PROBLEMS[problem]
     d = prob.defaults
@@ -191,31 +189,51 @@ def train(problem="bump", estimator=None, seed=None, steps=None, lr=None, optimi
     names = names if isinstance(names, (list, tuple)) else [s.strip() for s in names.split(",")]
     seeds = [parse_count(s, "seed") for s in parse_values(seed if seed is not None else d["seed"], "seed")]
     steps = parse_count(steps if steps is not None else d["steps"], "steps")
-    lr = float(lr if lr is not None else d["lr"])
+    lr = parse_values(lr if lr is not None else d["lr"], "lr")[0]
+    tau = parse_values(tau if tau is not None else d["tau"], "tau")[0]
     optimizer = optimizer or d["optimizer"]
-    tau = float(tau if tau is not None else d["tau"])
     baseline = baseline or d["baseline"]
-    if steps < 0 or not math.isfinite(lr) or lr <= 0 or tau <= 0 or not math.isfinite(tau):
-        raise SpecError("steps must be >= 0, and lr and tau finite and > 0")
+    if any(s < 0 for s in seeds):
+        raise SpecError("seed must be >= 0")
+    if steps < 0:
+        raise SpecError(f"steps must be >= 0, got {steps}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise SpecError(f"lr must be finite and > 0, got {lr}")
+    if not (math.isfinite(tau) and tau > 0):
+        raise SpecError(f"tau must be finite and > 0, got {tau}")
     if optimizer not in OPTIMIZERS:
-        raise SpecError(f"unknown optimizer {optimizer!r}; choose from: sgd, adam")
+        raise SpecError(f"unknown optimizer {optimizer!r}." + suggest(optimizer, OPTIMIZERS))
+    if baseline not in registry.BASELINES:
+        raise SpecError(f"unknown baseline {baseline!r}." + suggest(baseline, registry.BASELINES))
     if train_positions and problem != "bump":
         raise SpecError("--train-positions applies to --problem bump only")
+    if int(batch) < 1:
+        raise SpecError(f"batch must be >= 1, got {batch}")
     fam = registry.FAMILIES[prob.family]
     ests = []
     for name in names:
         if name not in registry.ESTIMATORS:
-            from .spec import suggest
-
             raise SpecError(f"unknown estimator {name!r}." + suggest(name, registry.ESTIMATORS))
         est = registry.ESTIMATORS[name]
         if not registry.applicable(est, fam):
             raise SpecError(f"estimator {name!r} cannot train problem {problem!r}: family "
                             f"{prob.family!r} lacks the {est.requires!r} capability")
         ests.append(est)
+    return dict(prob=prob, ests=ests, seeds=seeds, steps=steps, lr=lr, optimizer=optimizer,
+                batch=int(batch), tau=tau, baseline=baseline, train_positions=train_positions)
+
+
+def train(problem="bump", estimator=None, seed=None, steps=None, lr=None, optimizer=None,
+          batch=1, tau=None, baseline=None, train_positions=False, on_step=None):
+    """Run every (estimator, seed) trajectory; the ``train`` results table as a DataFrame.
+
+    Arguments mirror ``gradvar train``; None takes the problem's default.
+    """
+    v = validate(problem, estimator, seed, steps, lr, optimizer, batch, tau, baseline,
+                 train_positions)
     rows = []
-    for est in ests:
-        for s in seeds:
-            rows += trajectory(prob, est, s, steps, lr, optimizer, int(batch), tau, baseline,
-                               train_positions, on_step=on_step)
+    for est in v["ests"]:
+        for s in v["seeds"]:
+            rows += trajectory(v["prob"], est, s, v["steps"], v["lr"], v["optimizer"], v["batch"],
+                               v["tau"], v["baseline"], v["train_positions"], on_step=on_step)
     return pd.DataFrame(rows, columns=COLUMNS)
