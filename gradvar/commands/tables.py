@@ -48,16 +48,10 @@ def mean_sem(mean, sem):
     return f"{mean:.{decimals}f} ± {sem:.{decimals}f}"
 
 
-def describe_value(value):
-    if isinstance(value, str):
-        return ",".join(f"{float(v):g}" for v in value.split(",")) if value else ""
-    return f"{value:g}"
-
-
 def cell_description(results, skip=()):
     """'mu=1, sigma=1, k=0' from the first row's parameter columns (NaN ones left out)."""
     row = results.iloc[0]
-    parts = [f"{c}={describe_value(row[c])}" for c in io.parameter_columns(results)
+    parts = [f"{c}={io.describe_value(row[c])}" for c in io.parameter_columns(results)
              if c not in skip and not isnan(row[c]) and row[c] != ""]
     return ", ".join(parts)
 
