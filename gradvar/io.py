@@ -244,6 +244,16 @@ def cell_index(frame):
     return ids
 
 
+def describe_value(value, longest=6):
+    """A parameter value for titles and headings: %g numbers, long vectors shortened."""
+    if isinstance(value, str):
+        parts = [f"{float(v):g}" for v in value.split(",")] if value else []
+        if len(parts) > longest:
+            return ",".join(parts[:3]) + f",... ({len(parts)} values)"
+        return ",".join(parts)
+    return f"{value:g}"
+
+
 def estimator_label(estimator, baseline=""):
     """``sf-baseline (mean)`` for estimators that use a baseline, else the name."""
     if isinstance(baseline, str) and baseline:

@@ -12,7 +12,8 @@ import numpy as np
 from . import io
 
 DPI = 130
-MAX_PANELS = 8  # coordinates drawn in a sweep figure; the rest are in the CSV
+MAX_PANELS = 9  # coordinates drawn in a sweep figure; the rest are in the CSV
+MAX_GROUPS = 16  # coordinates drawn in a one-point figure
 
 
 # --- shared pieces -------------------------------------------------------------------------
@@ -34,10 +35,7 @@ def _colors(n):
     return [cmap(i % 10) for i in range(n)]
 
 
-def _g(value):
-    if isinstance(value, str):
-        return ",".join(f"{float(v):g}" for v in value.split(",")) if value else value
-    return f"{value:g}"
+_g = io.describe_value
 
 
 def describe(results, free=()):
@@ -83,6 +81,14 @@ def _labels(results):
     return [io.estimator_label(e, b) for e, b in zip(results["estimator"], results["baseline"])]
 
 
+def _coordinates(results, limit):
+    """The first ``limit`` gradient coordinates and a note when some are left out."""
+    params = list(dict.fromkeys(results["param"]))
+    if len(params) <= limit:
+        return params, ""
+    return params[:limit], f" (first {limit} of {len(params)} coordinates; all in results.csv)"
+
+
 def _positive(values):
     values = np.asarray(values, dtype=float)
     return np.where(values > 0, values, np.nan)
@@ -126,9 +132,9 @@ def _groups_by(frame, columns):
 def point_figure(results):
     """Variance per estimator (colour) and coordinate (group) with CIs and exact marks."""
     labels = list(dict.fromkeys(_labels(results)))
-    params = list(dict.fromkeys(results["param"]))
+    params, cut = _coordinates(results, MAX_GROUPS)
     colors = dict(zip(labels, _colors(len(labels))))
-    fig = _figure(max(7.0, 2.0 + 0.35 * len(params) * max(3, len(labels))), 5.0)
+    fig = _figure(min(14.0, max(7.0, 2.0 + 0.35 * len(params) * max(3, len(labels)))), 5.0)
     ax = fig.add_subplot()
     width = 0.8 / len(labels)
     half = min(0.42 * width, 0.25)  # half width of an exact-variance bar
@@ -161,7 +167,7 @@ def point_figure(results):
         ax.text(0.01, 0.01, "variance 0, not on the log axis: " + ", ".join(zero),
                 transform=ax.transAxes, fontsize=8, va="bottom")
     ax.grid(True, which="both", axis="y", alpha=0.25)
-    fig.suptitle(f"Estimator variance: {describe(results)}\n{_n_text(results)}; "
+    fig.suptitle(f"Estimator variance: {describe(results)}{cut}\n{_n_text(results)}; "
                  "dots: Monte Carlo with 95% CI, black bars: exact", fontsize=10)
     fig.legend(loc="outside lower center", ncol=min(4, len(labels) + 1), fontsize=8,
                frameon=False)
@@ -180,7 +186,7 @@ def sweep_figure(results, x):
     """Variance against the swept parameter ``x``: a panel per coordinate, a line per estimator."""
     from matplotlib.lines import Line2D
 
-    params = list(dict.fromkeys(results["param"]))[:MAX_PANELS]
+    params, cut = _coordinates(results, MAX_PANELS)
     labels = list(dict.fromkeys(results["_label"]))
     colors = dict(zip(labels, _colors(len(labels))))
     cols = min(len(params), 3)
@@ -204,7 +210,7 @@ def sweep_figure(results, x):
     for ax in axes[len(params):]:
         ax.set_visible(False)
     # other swept parameters take one value in ``results``: describe() and _n_text() name it
-    title = f"Variance vs {x}: {describe(results, free=[x])}"
+    title = f"Variance vs {x}: {describe(results, free=[x])}{cut}"
     fig.suptitle(f"{title}\n{_n_text(results, free=[x])} per point; "
                  "lines: Monte Carlo with 95% CI band, dashed: exact", fontsize=10)
     handles = [Line2D([], [], color=colors[label], marker="o", ms=3, label=label)

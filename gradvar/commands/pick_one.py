@@ -13,7 +13,7 @@ EXAMPLES = """
 Examples:
   gradvar pick-one
   gradvar pick-one 4,5,6 0,5,10
-  gradvar pick-one 4,5,6 0,5,10 -- -10,5,20 --samples 1e6 --seed 1
+  gradvar pick-one --samples 1e6 --seed 1 4,5,6 0,5,10 -- -10,5,20
 """
 
 

@@ -48,17 +48,13 @@ def mean_sem(mean, sem):
     return f"{mean:.{decimals}f} ± {sem:.{decimals}f}"
 
 
-def describe_value(value):
-    if isinstance(value, str):
-        return ",".join(f"{float(v):g}" for v in value.split(",")) if value else ""
-    return f"{value:g}"
-
-
 def cell_description(results, skip=()):
-    """'mu=1, sigma=1, k=0' from the first row's parameter columns (NaN ones left out)."""
-    row = results.iloc[0]
-    parts = [f"{c}={describe_value(row[c])}" for c in io.parameter_columns(results)
-             if c not in skip and not isnan(row[c]) and row[c] != ""]
+    """'mu=1, sigma=1, k=0': each parameter column's first value (columns all NaN left out)."""
+    parts = []
+    for c in io.parameter_columns(results):
+        values = [v for v in results[c] if not isnan(v) and v != ""]
+        if c not in skip and values:
+            parts.append(f"{c}={io.describe_value(values[0])}")
     return ", ".join(parts)
 
 
