@@ -6,7 +6,9 @@ import pandas as pd
 
 from . import engine, reference, spec, stats
 
-TIMING_COLUMNS = ("seconds", "estimates_per_s")
+# columns that depend on wall time (work_var = grad_var * seconds / n); all others are a
+# deterministic function of the command and seed
+TIMING_COLUMNS = ("seconds", "estimates_per_s", "work_var")
 RESULT_COLUMNS = ["family", "objective", "estimator", "baseline", "param", "n", "batch", "seed",
                   "grad_mean", "grad_var", "grad_sem", "var_ci_low", "var_ci_high", "exact_grad",
                   "exact_var", "bias", "bias_z", "mse", "nonfinite", "work_var", "seconds",

@@ -253,3 +253,25 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
 
 def merge_chunks_total(na, a, nb, b):
     return int(moments.merge_into(int(na), a, int(nb), b))
+
+
+def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=0):
+    """The raw estimates number ``start .. start + n - 1`` as an (n, P) array.
+
+    For small n only (training loops, diagnostics): the same noise and kernels as
+    :func:`simulate`, without the streaming moments.
+    """
+    module = compiled(cell.family, cell.objective, estimator)
+    p = len(cell.coords)
+    key = rng.stream_key(seed, rng.MAIN)
+    if estimator.name == "exact":
+        aux = np.asarray(exact_grad, dtype=float)
+    elif "baseline" in estimator.options:
+        aux = baseline_aux(module, cell, baseline, seed, p)
+    else:
+        aux = np.zeros(1 + p)
+    buf = np.empty((p, n))
+    with np.errstate(over="ignore"):
+        module.fill(cell.fp(), cell.objp(), float(cell.tau), aux, key, int(cell.batch), int(start),
+                    np.empty((6, cell.width)), buf)
+    return buf.T
