@@ -9,7 +9,7 @@ import gc
 import click
 
 from . import __version__
-from .commands import compare, listing, pick_one, plot, run, train
+from .commands import compare, gumbel_max, listing, pick_one, plot, run, sweep_tau, train
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
 
@@ -35,6 +35,8 @@ main.add_command(compare.compare_command)
 main.add_command(plot.plot_command)
 main.add_command(pick_one.pick_one_command)
 main.add_command(train.train_command)
+main.add_command(sweep_tau.sweep_tau_command)
+main.add_command(gumbel_max.gumbel_max_command)
 main.add_command(run.run_command)
 
 

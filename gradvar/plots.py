@@ -328,4 +328,15 @@ def _var_text(text, var):
     return frac if frac and "/" in frac else f"{var:.4g}"
 
 
-PLOTTERS = {"compare": compare_plots, "pick-one": pick_one_plots}
+def _discrete(name):
+    """A plotter of :mod:`gradvar.plots_discrete` (sweep-tau, gumbel-max), imported on use."""
+    def draw(results, folder):
+        from . import plots_discrete
+
+        return getattr(plots_discrete, name)(results, folder)
+
+    return draw
+
+
+PLOTTERS = {"compare": compare_plots, "pick-one": pick_one_plots,
+            "sweep-tau": _discrete("sweep_tau_plots"), "gumbel-max": _discrete("gumbel_max_plots")}

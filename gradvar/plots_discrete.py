@@ -1,5 +1,11 @@
 """Figures of the discrete commands (``sweep-tau``, ``gumbel-max``), from result tables only.
 
+Like :mod:`gradvar.plots`: matplotlib through :class:`matplotlib.figure.Figure` and the Agg
+canvas (no pyplot), files replaced atomically.  ``sweep_tau_plots`` and ``gumbel_max_plots``
+take a results folder's ``results.csv`` table and the folder (they read the folder's other
+CSV files) and return the file names written; ``gradvar plot`` calls them through
+:data:`gradvar.plots.PLOTTERS`.
+
 Squared bias on log axes: the raw estimate ||mean - exact||^2 carries an upward bias of
 total_var / n, which at small tau (variance ~ 1/tau) can exceed the true squared bias and
 would draw a spurious floor.  The sweep plot therefore shows the debiased estimate
@@ -9,17 +15,51 @@ with a bar up to the upper bound; an estimate <= 0 cannot be drawn on a log axis
 shown by its 95% upper bound alone (a hollow down-triangle).
 """
 import math
+from pathlib import Path
 
 import numpy as np
 
+from . import io
 
-def _pyplot():
-    import matplotlib
+DPI = 130
+SWEEP_FIGURE = "bias_variance_mse_vs_tau"
+FREQUENCY_FIGURE = "gumbel_max_frequencies.png"
+RELAXED_FIGURE = "relaxed_samples.png"
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    return plt
+def _figure(width, height):
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height), dpi=DPI, layout="constrained")
+
+
+def _save(fig, folder, name, fmt="png"):
+    io.replace_file(Path(folder) / name, lambda tmp: fig.savefig(tmp, format=fmt, dpi=DPI))
+    return name
+
+
+def _palette():
+    from matplotlib import colormaps
+
+    return [colormaps["tab10"](i) for i in range(10)]
+
+
+def sweep_tau_plots(results, folder):
+    """``bias_variance_mse_vs_tau.png`` and ``.svg`` from the folder's ``summary.csv``."""
+    from .sweeptau import best_tau
+
+    summary = io.read_csv(Path(folder) / "summary.csv")
+    fig = sweep_tau_figure(summary, best_tau(summary))
+    return [_save(fig, folder, SWEEP_FIGURE + ".png"),
+            _save(fig, folder, SWEEP_FIGURE + ".svg", "svg")]
+
+
+def gumbel_max_plots(results, folder):
+    """``gumbel_max_frequencies.png`` and ``relaxed_samples.png`` from the folder's CSVs."""
+    summary = io.read_csv(Path(folder) / "summary.csv")
+    relaxed = io.read_csv(Path(folder) / "relaxed.csv")
+    return [_save(frequency_figure(results, summary), folder, FREQUENCY_FIGURE),
+            _save(relaxed_figure(relaxed), folder, RELAXED_FIGURE)]
 
 
 def _positive_limits(values, pad=2.0):
@@ -46,16 +86,15 @@ def _panel(ax, tau, mid, low, high, color, label, hollow=None):
     ax.plot(tau[below], high[below], "v", mfc="white", mec=color, ms=6)
 
 
-def plot_sweep_tau(summary, best, path):
+def sweep_tau_figure(summary, best):
     """Three log-log panels against tau: squared bias (debiased, with the noise floor),
     total variance and MSE, with 95% bands; references as horizontal lines; best tau marked."""
-    plt = _pyplot()
     swept = summary[summary["role"] == "swept"]
     refs = summary[summary["role"] == "reference"]
     names = list(dict.fromkeys(swept["estimator"])) + list(dict.fromkeys(refs["estimator"]))
-    palette = plt.rcParams["axes.prop_cycle"].by_key()["color"]
-    colors = dict(zip(names, palette))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.6), sharex=True, constrained_layout=True)
+    colors = dict(zip(names, _palette()))
+    fig = _figure(15, 4.6)
+    axes = fig.subplots(1, 3, sharex=True)
     limits = {0: list(swept["bias_sq_debiased"]) + list(swept["bias_sq_noise_floor"])
               + list(swept["bias_sq_debiased_ci_high"]),
               1: list(summary["total_var"]), 2: list(summary["mse"])}
@@ -104,18 +143,14 @@ def plot_sweep_tau(summary, best, path):
         ax.legend(fontsize=8, loc="best")
     fig.suptitle(f"sweep-tau: {first['family']} ({params}), objective {first['objective']}, "
                  f"n = {int(first['n']):,} estimates per point, bands 95% CI", fontsize=11)
-    fig.savefig(path, dpi=120)
-    if str(path).endswith(".png"):
-        fig.savefig(str(path)[:-4] + ".svg")
-    plt.close(fig)
-    return path
+    return fig
 
 
-def plot_gumbel_max_frequencies(results, summary, path):
+def frequency_figure(results, summary):
     """Empirical frequencies of argmax(logits + G) (with 95% error bars) against softmax."""
-    plt = _pyplot()
     k = len(results)
-    fig, ax = plt.subplots(figsize=(max(5.5, 0.5 * k + 3), 4.2), constrained_layout=True)
+    fig = _figure(max(5.5, 0.5 * k + 3), 4.2)
+    ax = fig.subplots()
     x = np.arange(k)
     ax.bar(x - 0.2, results["prob"], 0.4, label="softmax(logits)", color="#9ecae1")
     ax.bar(x + 0.2, results["freq"], 0.4, yerr=1.96 * results["freq_sem"], capsize=3,
@@ -128,18 +163,15 @@ def plot_gumbel_max_frequencies(results, summary, path):
     ax.legend(loc="upper right", fontsize=9)
     ax.set_ylim(0, max(results["prob"].max(), results["freq"].max()) * 1.25)
     ax.grid(axis="y", alpha=0.3)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig
 
 
-def plot_relaxed_samples(relaxed, path):
+def relaxed_figure(relaxed):
     """Per tau: E[softmax((logits + G) / tau)] with 95% error bars, a few single relaxed
     samples, and softmax(logits), the tau -> 0 limit."""
-    plt = _pyplot()
     taus = sorted(relaxed["tau"].unique())
-    fig, axes = plt.subplots(1, len(taus), figsize=(3.6 * len(taus), 3.8), sharey=True,
-                             constrained_layout=True, squeeze=False)
+    fig = _figure(3.6 * len(taus), 3.8)
+    axes = fig.subplots(1, len(taus), sharey=True, squeeze=False)
     for ax, tau in zip(axes[0], taus):
         sub = relaxed[relaxed["tau"] == tau]
         mean = sub[sub["kind"] == "mean"].sort_values("class")
@@ -156,7 +188,7 @@ def plot_relaxed_samples(relaxed, path):
             shift = (i - (count - 1) / 2) * 0.1  # side by side, so equal values stay visible
             ax.plot(one["class"] + shift, one["value"], "o-", lw=0.8, ms=4, alpha=0.85,
                     label="single samples y (same G at every tau)" if i == 0 else None,
-                    color=f"C{1 + i}")
+                    color=_palette()[1 + i % 9])
         ax.set(title=f"tau = {tau:g}", xlabel="class", xticks=x)
         ax.set_ylim(0, 1.05)
         ax.grid(axis="y", alpha=0.3)
@@ -165,6 +197,4 @@ def plot_relaxed_samples(relaxed, path):
     fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
     fig.suptitle("Relaxed Gumbel-Softmax samples: one-hot-like as tau -> 0, uniform as tau grows",
                  fontsize=11)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+    return fig

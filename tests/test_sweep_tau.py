@@ -108,3 +108,74 @@ def test_default_sweep_has_an_interior_optimum_and_variance_like_one_over_tau():
         assert -1.2 < slope < -0.8, (est, slope)  # variance grows roughly like 1 / tau
         big = summary[(summary.estimator == est)].sort_values("tau")
         assert np.all(np.diff(big.bias_sq_debiased[big.tau >= 0.1]) > 0)  # bias grows with tau
+
+
+# --- the command ---------------------------------------------------------------------------
+def invoke(*args):
+    from click.testing import CliRunner
+
+    from gradvar.cli import main
+
+    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
+
+
+def test_command_writes_the_folder_and_prints_the_best_tau(tmp_path):
+    out = tmp_path / "sweep"
+    result = invoke("sweep-tau", "--tau", "log:0.1:10:4", "--samples", "3000", "--quiet",
+                    "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "best tau" in result.output and "gumbel-softmax" in result.output
+    assert "sf-baseline (mean)" in result.output
+    files = {p.name for p in out.iterdir()}
+    assert files == {"results.csv", "summary.csv", "best_tau.csv", "meta.json",
+                     "bias_variance_mse_vs_tau.png", "bias_variance_mse_vs_tau.svg"}
+    from gradvar import io
+
+    summary = io.read_csv(out / "summary.csv")
+    assert len(summary) == 4 * 2 + 2
+    for col in ("tau", "total_var", "bias_sq_norm", "mse", "mse_ci_low", "mse_ci_high",
+                "total_var_ci_low", "bias_sq_norm_ci_high", "bias_sq_debiased", "logits"):
+        assert col in summary
+    results = io.read_csv(out / "results.csv")
+    assert {"relaxed_grad", "exact_grad", "nonfinite", "tau"} <= set(results.columns)
+    import json
+
+    meta = json.loads((out / "meta.json").read_text())
+    exp = meta["experiment"]
+    assert exp["command"] == "sweep-tau" and len(exp["tau"]) == 4
+    assert exp["estimator"] == ["gumbel-softmax", "st-gumbel"]
+    assert exp["reference"] == ["sf", "sf-baseline"] and exp["logits"] == [2.0, 0.5, 0.1]
+    assert exp["set"] == {"w": [1.0, 2.0, 3.0], "t": 0.499}
+
+
+def test_command_is_reproducible_and_runs_from_its_meta(tmp_path):
+    import json
+
+    from gradvar.commands import sweep_tau
+
+    args = ("sweep-tau", "--tau", "0.3,3", "--samples", "2000", "--quiet", "--no-plot",
+            "--family", "bernoulli", "--reference", "none", "--set", "t=0.4")
+    assert invoke(*args, "--out", tmp_path / "a").exit_code == 0
+    assert invoke(*args, "--out", tmp_path / "b").exit_code == 0
+    meta = json.loads((tmp_path / "a" / "meta.json").read_text())
+    sweep_tau.execute(meta["experiment"], out=tmp_path / "c", quiet=True)
+    from gradvar import io
+
+    frames = [io.read_csv(tmp_path / d / "summary.csv").drop(
+        columns=["seconds", "estimates_per_s"]) for d in "abc"]
+    assert frames[0].equals(frames[1]) and frames[0].equals(frames[2])
+    assert list(frames[0].estimator.unique()) == ["gumbel-softmax", "st-gumbel"]
+    assert (frames[0].t == 0.4).all()
+
+
+@pytest.mark.parametrize("args,message", [
+    (("--family", "normal"), "relax"),
+    (("--tau", "0.1,-1"), "tau"),
+    (("--estimator", "sf"), "does not use tau"),
+    (("--logits", "1"), "2 classes"),
+    (("--set", "q=1"), "no parameter 'q'"),
+])
+def test_command_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
+    result = invoke("sweep-tau", *args, "--out", tmp_path / "x")
+    assert result.exit_code == 2 and message in result.output
+    assert not (tmp_path / "x").exists()
