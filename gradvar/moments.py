@@ -17,10 +17,14 @@ def chunk_moments(buf, mom, cnt):
     p, m = buf.shape
     total = 0.0
     for j in range(p):
+        # sums of x - x_0: a constant column (reparam on linear, exact) gets its value as
+        # the mean and M2 = 0 exactly, which a plain sum / m misses by an ulp
+        x0 = buf[j, 0] if m > 0 else 0.0
         acc = 0.0
         for i in range(m):
-            acc += buf[j, i]
+            acc += buf[j, i] - x0
         mom[j, 0] = acc
+        mom[j, 1] = x0
         total += acc
     good = m
     if not np.isfinite(total):  # some estimate is non-finite (or a sum overflowed)
@@ -35,15 +39,21 @@ def chunk_moments(buf, mom, cnt):
                 for j in range(p):
                     buf[j, i] = np.nan
         for j in range(p):
+            x0 = 0.0
+            for i in range(m):
+                if not np.isnan(buf[j, i]):
+                    x0 = buf[j, i]
+                    break
             acc = 0.0
             for i in range(m):
                 if not np.isnan(buf[j, i]):
-                    acc += buf[j, i]
+                    acc += buf[j, i] - x0
             mom[j, 0] = acc
+            mom[j, 1] = x0
     cnt[0] = good
     cnt[1] = m - good
     for j in range(p):
-        mom[j, 0] = mom[j, 0] / good if good > 0 else 0.0
+        mom[j, 0] = mom[j, 1] + mom[j, 0] / good if good > 0 else 0.0
         mean = mom[j, 0]
         m2 = 0.0
         m3 = 0.0
