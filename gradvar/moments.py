@@ -100,12 +100,15 @@ def merge_into(na, a, nb, b):
     fn = float(n)
     for j in range(a.shape[0]):
         d = b[j, 0] - a[j, 0]
+        # products, not d ** 3: Numba's integer powers and Python's pow() differ in the last
+        # bit, and the NUMBA_DISABLE_JIT run must give the jitted numbers exactly
+        d2 = d * d
         m2a, m3a = a[j, 1], a[j, 2]
         m2b, m3b = b[j, 1], b[j, 2]
-        a[j, 3] = (a[j, 3] + b[j, 3] + d ** 4 * fa * fb * (fa * fa - fa * fb + fb * fb) / fn ** 3
+        a[j, 3] = (a[j, 3] + b[j, 3] + d2 * d2 * fa * fb * (fa * fa - fa * fb + fb * fb) / (fn * fn * fn)
                    + 6.0 * d * d * (fa * fa * m2b + fb * fb * m2a) / (fn * fn)
                    + 4.0 * d * (fa * m3b - fb * m3a) / fn)
-        a[j, 2] = (m3a + m3b + d ** 3 * fa * fb * (fa - fb) / (fn * fn)
+        a[j, 2] = (m3a + m3b + d2 * d * fa * fb * (fa - fb) / (fn * fn)
                    + 3.0 * d * (fa * m2b - fb * m2a) / fn)
         a[j, 1] = m2a + m2b + d * d * fa * fb / fn
         a[j, 0] = a[j, 0] + d * fb / fn
