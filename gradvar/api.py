@@ -6,7 +6,7 @@ import pandas as pd
 
 from . import engine, reference, spec, stats
 
-TIMING_COLUMNS = ("seconds", "estimates_per_s")
+TIMING_COLUMNS = ("seconds", "estimates_per_s", "work_var")  # work_var = grad_var * seconds / n
 RESULT_COLUMNS = ["family", "objective", "estimator", "baseline", "param", "n", "batch", "seed",
                   "grad_mean", "grad_var", "grad_sem", "var_ci_low", "var_ci_high", "exact_grad",
                   "exact_var", "bias", "bias_z", "mse", "nonfinite", "work_var", "seconds",
