@@ -75,6 +75,14 @@ def test_one_thread_equals_two_threads_bit_for_bit():
     assert one["runs"] == _engine_here(n)  # and the test process (default threads) agrees
 
 
+@pytest.mark.slow
+def test_one_thread_equals_two_threads_large_slow():
+    n = 10_000_019  # 611 chunks, three blocks of chunks
+    one = _engine_in_subprocess({"NUMBA_NUM_THREADS": "1"}, n)
+    two = _engine_in_subprocess({"NUMBA_NUM_THREADS": "2"}, n)
+    assert one["runs"] == two["runs"]
+
+
 def test_pure_python_smoke_equals_jit():
     """Under NUMBA_DISABLE_JIT=1 every kernel runs as Python (what a traceback or debugger
     sees) and gives the same numbers, bit for bit."""
@@ -108,9 +116,9 @@ def test_estimator_results_do_not_depend_on_co_running_estimators():
 
 
 def test_common_random_numbers():
-    """Estimators in a cell see the same noise: reparam's d/dsigma on f = z is eps, and so is
-    sf's d/dmu on f = z at mu = 0, sigma = 1 (z eps / sigma = eps^2: compare its mean with the
-    variance of eps instead)."""
+    """Estimators in a cell see the same noise.  On f = z at mu = 0, sigma = 1 estimate i of
+    reparam's d/dsigma is eps_i and of sf's d/dmu is eps_i^2, so the mean of sf's must be
+    (sum of squares of reparam's) / n, to rounding; another seed gives other noise."""
     cell = make_cell("normal", "linear", mu=0.0, sigma=1.0, a=1.0)
     rp = engine.simulate(cell, EST["reparam"], 20_000, seed=9)
     sf = engine.simulate(cell, EST["sf"], 20_000, seed=9)
