@@ -83,12 +83,20 @@ def pilot(fp, objp, key, m, width, p, out):
 '''
 
 
-def _digest():
+def _digest(*modules):
+    """Hash of gradvar's kernel sources, of the named modules (kernels defined outside
+    gradvar: plugins, tests) and of the Numba version."""
     here = os.path.dirname(__file__)
     h = hashlib.sha256()
     for name in _SOURCES:
         with open(os.path.join(here, name), "rb") as fh:
             h.update(fh.read())
+    for module in modules:
+        h.update(module.encode())
+        path = getattr(sys.modules.get(module), "__file__", None)
+        if path:
+            with open(path, "rb") as fh:
+                h.update(fh.read())
     import numba
 
     h.update(numba.__version__.encode())
@@ -112,7 +120,7 @@ def compiled(family, objective, estimator):
     if ident in _LOADED:
         return _LOADED[ident]
     materialize()
-    digest = _digest()
+    digest = _digest(kern.__module__, family.noise.__module__, objective.kernel.__module__)
     name = f"gradvar_{family.name}_{objective.name}_{kern.__name__}_{digest}".replace("-", "_")
     folder = cache_dir()
     os.makedirs(folder, exist_ok=True)

@@ -144,7 +144,7 @@ def _missing_parents(path):
 
 
 @contextmanager
-def atomic_folder(target, force=False):
+def atomic_folder(target, force=False, resume=False, keep_on_interrupt=False):
     """Yield a temporary folder that becomes ``target`` when the block finishes.
 
     Parameters
@@ -153,6 +153,11 @@ def atomic_folder(target, force=False):
         The folder to create.
     force : bool
         Replace an existing ``target``; the old one stays until the new one is complete.
+    resume : bool
+        Keep what an interrupted earlier run left in ``DIR.partial/`` (else start afresh).
+    keep_on_interrupt : bool
+        On Ctrl-C (KeyboardInterrupt) keep ``DIR.partial/`` so that a resumable command can
+        continue from it; ``DIR`` itself is never created half-written.
 
     Raises
     ------
@@ -161,20 +166,22 @@ def atomic_folder(target, force=False):
 
     Notes
     -----
-    On any exception, including KeyboardInterrupt, the temporary folder and any parent
-    folders created for it are removed and the exception propagates: nothing is left behind.
+    On any other exception the temporary folder and any parent folders created for it are
+    removed and the exception propagates: nothing is left behind.
     """
     target = Path(target)
     check_target(target, force)
     partial = partial_path(target)
     created = _missing_parents(partial)
-    if partial.exists():  # left over by an earlier interrupted run of the same target
+    if partial.exists() and not resume:  # left over by an earlier interrupted run
         shutil.rmtree(partial)
-    partial.mkdir(parents=True)
+    partial.mkdir(parents=True, exist_ok=True)
     try:
         yield partial
         _commit(partial, target, force)
-    except BaseException:
+    except BaseException as err:
+        if keep_on_interrupt and isinstance(err, KeyboardInterrupt):
+            raise
         shutil.rmtree(partial, ignore_errors=True)
         for parent in created:
             try:

@@ -17,10 +17,14 @@ def chunk_moments(buf, mom, cnt):
     p, m = buf.shape
     total = 0.0
     for j in range(p):
+        # sums of x - x_0: a constant column (reparam on linear, exact) gets its value as
+        # the mean and M2 = 0 exactly, which a plain sum / m misses by an ulp
+        x0 = buf[j, 0] if m > 0 else 0.0
         acc = 0.0
         for i in range(m):
-            acc += buf[j, i]
+            acc += buf[j, i] - x0
         mom[j, 0] = acc
+        mom[j, 1] = x0
         total += acc
     good = m
     if not np.isfinite(total):  # some estimate is non-finite (or a sum overflowed)
@@ -35,15 +39,21 @@ def chunk_moments(buf, mom, cnt):
                 for j in range(p):
                     buf[j, i] = np.nan
         for j in range(p):
+            x0 = 0.0
+            for i in range(m):
+                if not np.isnan(buf[j, i]):
+                    x0 = buf[j, i]
+                    break
             acc = 0.0
             for i in range(m):
                 if not np.isnan(buf[j, i]):
-                    acc += buf[j, i]
+                    acc += buf[j, i] - x0
             mom[j, 0] = acc
+            mom[j, 1] = x0
     cnt[0] = good
     cnt[1] = m - good
     for j in range(p):
-        mom[j, 0] = mom[j, 0] / good if good > 0 else 0.0
+        mom[j, 0] = mom[j, 1] + mom[j, 0] / good if good > 0 else 0.0
         mean = mom[j, 0]
         m2 = 0.0
         m3 = 0.0
@@ -90,12 +100,15 @@ def merge_into(na, a, nb, b):
     fn = float(n)
     for j in range(a.shape[0]):
         d = b[j, 0] - a[j, 0]
+        # products, not d ** 3: Numba's integer powers and Python's pow() differ in the last
+        # bit, and the NUMBA_DISABLE_JIT run must give the jitted numbers exactly
+        d2 = d * d
         m2a, m3a = a[j, 1], a[j, 2]
         m2b, m3b = b[j, 1], b[j, 2]
-        a[j, 3] = (a[j, 3] + b[j, 3] + d ** 4 * fa * fb * (fa * fa - fa * fb + fb * fb) / fn ** 3
+        a[j, 3] = (a[j, 3] + b[j, 3] + d2 * d2 * fa * fb * (fa * fa - fa * fb + fb * fb) / (fn * fn * fn)
                    + 6.0 * d * d * (fa * fa * m2b + fb * fb * m2a) / (fn * fn)
                    + 4.0 * d * (fa * m3b - fb * m3a) / fn)
-        a[j, 2] = (m3a + m3b + d ** 3 * fa * fb * (fa - fb) / (fn * fn)
+        a[j, 2] = (m3a + m3b + d2 * d * fa * fb * (fa - fb) / (fn * fn)
                    + 3.0 * d * (fa * m2b - fb * m2a) / fn)
         a[j, 1] = m2a + m2b + d * d * fa * fb / fn
         a[j, 0] = a[j, 0] + d * fb / fn

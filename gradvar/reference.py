@@ -164,7 +164,9 @@ def exact_moments(cell, est, baseline="mean"):
         aux = oracle_aux(cell, baseline, states, weights) if "baseline" in est.options \
             else np.zeros(1 + p)
         g = _per_sample(cell, est, states, aux)
-        mean = weights @ g
+        # shifted by the first node: a constant estimate (reparam on linear, exact) gets its
+        # value and variance 0 exactly, although the weights sum to 1 only up to rounding
+        mean = g[0] + weights @ (g - g[0])
         var = np.maximum(weights @ (g - mean) ** 2, 0.0)
         current = (mean, var / cell.batch)
         if not needs_nodes:

@@ -136,3 +136,17 @@ def test_pick_one_monte_carlo_agrees_with_exact():
     se_var = math.sqrt((1250 / 3 - (50 / 3) ** 2) / n)
     assert abs(mean - 5) < 5 * math.sqrt(50 / 3 / n)  # 5 standard errors: false alarm < 1e-6
     assert abs(var - 50 / 3) < 5 * se_var
+
+
+def test_atomic_folder_can_keep_the_partial_on_ctrl_c_and_resume_from_it(tmp_path):
+    target = tmp_path / "run"
+    with pytest.raises(KeyboardInterrupt):
+        with io.atomic_folder(target, keep_on_interrupt=True) as tmp:
+            (tmp / "cell0").write_text("done")
+            raise KeyboardInterrupt
+    assert not target.exists() and (io.partial_path(target) / "cell0").exists()
+    with pytest.raises(RuntimeError):  # any other failure still leaves nothing
+        with io.atomic_folder(target, resume=True, keep_on_interrupt=True) as tmp:
+            assert (tmp / "cell0").read_text() == "done"
+            raise RuntimeError
+    assert not io.partial_path(target).exists() and not target.exists()

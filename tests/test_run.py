@@ -135,3 +135,56 @@ def test_canonical_experiment_files_are_valid(path):
     """Every committed experiment names a known command and only its options."""
     experiment = run_module.load(path)
     assert experiment["command"] in run_module.COMMANDS
+
+
+def test_ctrl_c_keeps_finished_cells_and_resume_continues(cli, tmp_path, monkeypatch):
+    """Interrupt a 4-cell sweep after 2 cells: only DIR.partial/ remains; --resume runs the
+    other 2 cells only and gives the same results.csv as an uninterrupted run."""
+    from gradvar import api
+
+    exp = write(tmp_path / "sweep.toml", SMALL.replace('mu = "0,1"', 'mu = "0,1,2,3"'))
+    assert cli("run", exp, "--out", "whole", "-q").exit_code == 0
+
+    real = api.run_cell
+    calls = []
+
+    def interrupted(plan, cell, progress=None):
+        calls.append(cell.family_values["mu"])
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return real(plan, cell, progress)
+
+    monkeypatch.setattr(api, "run_cell", interrupted)
+    result = CliRunner().invoke(main, ["run", str(exp), "-q"])
+    assert result.exit_code == 130
+    assert "--resume" in result.output
+    partial = tmp_path / "results" / "sweep.partial"
+    assert partial.is_dir() and not (tmp_path / "results" / "sweep").exists()
+    assert len(list((partial / "cells").glob("*.summary.csv"))) == 2
+
+    calls.clear()
+    result = CliRunner().invoke(main, ["run", str(exp), "-q", "--resume"])
+    assert result.exit_code == 0, result.output
+    assert calls == [2.0, 3.0]  # the finished cells were not run again
+    done = tmp_path / "results" / "sweep"
+    assert not partial.exists() and sorted(p.name for p in done.iterdir()) == [
+        "meta.json", "results.csv", "summary.csv"]
+    assert strip_timing(done / "results.csv") == strip_timing(tmp_path / "whole" / "results.csv")
+
+
+def test_resume_refuses_a_partial_of_another_experiment(cli, tmp_path, monkeypatch):
+    from gradvar import api
+
+    exp = write(tmp_path / "sweep.toml", SMALL)
+
+    def stop(plan, cell, progress=None):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(api, "run_cell", stop)
+    assert CliRunner().invoke(main, ["run", str(exp), "-q"]).exit_code == 130
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    write(exp, SMALL.replace("seed = 5", "seed = 6"))
+    result = CliRunner().invoke(main, ["run", str(exp), "-q", "--resume"])
+    assert result.exit_code == 2 and "different experiment" in result.output
+    assert (tmp_path / "results" / "sweep.partial").exists()  # kept for the user to decide

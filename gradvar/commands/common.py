@@ -96,6 +96,13 @@ def output_options(func):
     )(func)
 
 
+def resume_option(func):
+    """--resume, for commands that save finished cells as they go."""
+    return click.option("--resume", is_flag=True,
+                        help="Continue an interrupted run from DIR.partial/ instead of "
+                             "starting over.")(func)
+
+
 # --- errors --------------------------------------------------------------------------------
 @contextmanager
 def usage_errors():
@@ -171,3 +178,58 @@ def progress_bar(total, quiet, desc):
     with tqdm(total=total, desc=desc, unit="est", unit_scale=True, leave=False, disable=None,
               file=sys.stderr, dynamic_ncols=True, mininterval=0.2) as bar:
         yield bar.update
+
+
+# --- resumable runs ---------------------------------------------------------------------------
+CELLS = "cells"  # sub-folder of DIR.partial/ holding finished cells
+EXPERIMENT = "experiment.json"  # the experiment a DIR.partial/ belongs to
+
+
+@contextmanager
+def resumable(target, force, resume, quiet):
+    """The atomic results folder of a resumable command.
+
+    Ctrl-C keeps ``DIR.partial/`` with the finished cells and says how to continue; on
+    success the bookkeeping files are removed before the folder becomes ``DIR``.
+    """
+    import shutil
+
+    from .. import io
+
+    try:
+        with io.atomic_folder(target, force=force, resume=resume, keep_on_interrupt=True) as tmp:
+            yield tmp
+            shutil.rmtree(tmp / CELLS, ignore_errors=True)
+            (tmp / EXPERIMENT).unlink(missing_ok=True)
+    except KeyboardInterrupt:
+        partial = io.partial_path(target)
+        done = len(list((partial / CELLS).glob("*.summary.csv"))) if partial.exists() else 0
+        click.echo(f"\nInterrupted: {done} finished cell(s) kept in {partial}{os.sep}; "
+                   "run the same command with --resume to continue.", err=True)
+        raise click.exceptions.Exit(130) from None
+
+
+def _resume_key(experiment):
+    return {k: v for k, v in experiment.items() if k not in ("threads", "no-plot")}
+
+
+def check_resume(target, experiment, resume):
+    """With --resume, refuse a DIR.partial/ that belongs to a different experiment."""
+    import json
+
+    from .. import io
+
+    path = io.partial_path(target) / EXPERIMENT
+    if resume and path.exists():
+        with open(path, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        if saved != json.loads(json.dumps(_resume_key(experiment))):
+            raise click.UsageError(f"{path.parent} holds a different experiment; run without "
+                                   "--resume to start over")
+
+
+def record_experiment(tmp, experiment):
+    """Note in DIR.partial/ which experiment its finished cells belong to."""
+    from .. import io
+
+    io.write_json(_resume_key(experiment), tmp / EXPERIMENT)

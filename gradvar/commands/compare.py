@@ -28,8 +28,9 @@ Examples:
 @common.experiment_options
 @common.run_options(samples="1e6")
 @common.output_options
+@common.resume_option
 def compare_command(family, objective, sets, estimator, baseline, mu, sigma, logits, logit, tau,
-                    batch, samples, seed, threads, out, force, quiet, no_plot):
+                    batch, samples, seed, threads, out, force, quiet, no_plot, resume):
     """Compare gradient estimators by Monte Carlo against the exact gradient and variance.
 
     In each cell (one parameter point) every estimator runs SAMPLES independent estimates
@@ -45,7 +46,7 @@ def compare_command(family, objective, sets, estimator, baseline, mu, sigma, log
                   "estimator": estimator, "baseline": baseline, "mu": mu, "sigma": sigma,
                   "logits": logits, "logit": logit, "set": sets, "tau": tau, "batch": batch,
                   "samples": samples, "seed": seed, "threads": threads, "no-plot": no_plot}
-    execute(experiment, out=out, force=force, quiet=quiet)
+    execute(experiment, out=out, force=force, quiet=quiet, resume=resume)
 
 
 def default_estimators(family):
@@ -104,11 +105,12 @@ def _one_or_list(values):
     return values if len(values) > 1 else values[0]
 
 
-def execute(experiment, out=None, force=False, quiet=False):
+def execute(experiment, out=None, force=False, quiet=False, resume=False):
     """Run a compare experiment and write its results folder; print the table and paths.
 
     Bad input raises :class:`click.UsageError` (exit 2) before anything runs or is written;
     a failure while running raises :class:`click.ClickException` (exit 1) and leaves no folder.
+    Ctrl-C keeps the finished cells in ``DIR.partial/``; ``resume`` continues from them.
     """
     started, t0 = io.now(), time.perf_counter()
     with common.usage_errors():
@@ -122,40 +124,41 @@ def execute(experiment, out=None, force=False, quiet=False):
         api.set_threads(experiment.get("threads"))
         threads = _threads()
         resolved = resolve(plan, experiment, threads)
+    common.check_resume(target, resolved, resume)
+    with common.running_errors(), common.resumable(target, force, resume, quiet) as tmp:
+        common.record_experiment(tmp, resolved)
         total = len(plan.cells) * len(plan.estimators) * plan.samples
         t1 = time.perf_counter()
-        with common.progress_bar(total, quiet, "compare") as tick:
-            results, summary = api.run_plan(plan, progress=tick)
+        with common.progress_bar(total, quiet, f"compare ({len(plan.cells)} cells)") as tick:
+            results, summary = api.run_plan(plan, progress=tick, checkpoint=tmp / common.CELLS)
         t2 = time.perf_counter()
         timings = {"setup": t1 - t0, "run": t2 - t1, "estimation": float(summary["seconds"].sum())}
         meta = {"experiment": resolved, **io.versions(), "command_line": common.command_line(),
                 "threads": threads, "started": started, "common_random_numbers": True,
                 "cells": len(plan.cells), "swept": plan.swept}
-        files = write_folder(target, force, results, summary, meta, not resolved["no-plot"],
-                             timings)
+        files = write_folder(tmp, results, summary, meta, not resolved["no-plot"], timings)
     click.echo(tables.results_table(results))
     common.echo_files(target, files)
     return target
 
 
-def write_folder(target, force, results, summary, meta, plot, timings):
-    """results.csv, summary.csv, plots and meta.json, atomically into ``target``."""
+def write_folder(tmp, results, summary, meta, plot, timings):
+    """results.csv, summary.csv, plots and meta.json into the folder being written."""
     t0 = time.perf_counter()
-    with io.atomic_folder(target, force=force) as tmp:
-        io.write_csv(results, tmp / "results.csv")
-        io.write_csv(summary, tmp / "summary.csv")
-        t1 = time.perf_counter()
-        pictures = []
-        if plot:
-            from .. import plots
+    io.write_csv(results, tmp / "results.csv")
+    io.write_csv(summary, tmp / "summary.csv")
+    t1 = time.perf_counter()
+    pictures = []
+    if plot:
+        from .. import plots
 
-            pictures = plots.compare_plots(results, tmp)
-        t2 = time.perf_counter()
-        files = ["results.csv", "summary.csv", *pictures, "meta.json"]
-        timings.update(write_csv=t1 - t0, plot=t2 - t1)
-        meta.update(finished=io.now(), timings={k: round(v, 4) for k, v in timings.items()},
-                    files=files)
-        io.write_json(meta, tmp / "meta.json")
+        pictures = plots.compare_plots(results, tmp)
+    t2 = time.perf_counter()
+    files = ["results.csv", "summary.csv", *pictures, "meta.json"]
+    timings.update(write_csv=t1 - t0, plot=t2 - t1)
+    meta.update(finished=io.now(), timings={k: round(v, 4) for k, v in timings.items()},
+                files=files)
+    io.write_json(meta, tmp / "meta.json")
     return files
 
 

@@ -7,6 +7,7 @@ names (``estimator = "sf,reparam"``, ``mu = "-4:4:17"``, ``[set] k = 0.5``, ``no
 is complete.
 """
 import importlib
+import inspect
 import json
 import sys
 import time
@@ -104,7 +105,9 @@ def default_target(path):
 @click.option("--out", type=click.Path(file_okay=False, path_type=Path), metavar="DIR",
               help="Results folder (one FILE only). [default: results/<file stem>/]")
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
-def run_command(files, run_all, out, quiet):
+@click.option("--resume", is_flag=True, help="Continue interrupted runs from their DIR.partial/ "
+              "(compare and sweep-tau save finished cells as they go).")
+def run_command(files, run_all, out, quiet, resume):
     """Run declarative experiments: each FILE writes results/<file stem>/.
 
     A FILE is a TOML experiment (a `command` key and the command's options by name) or a
@@ -126,9 +129,10 @@ def run_command(files, run_all, out, quiet):
         target = out or default_target(path)
         common.note(f"== {path} -> {target}/", quiet)
         t0 = time.perf_counter()
+        execute = _module(experiment["command"]).execute
+        extra = {"resume": resume} if "resume" in inspect.signature(execute).parameters else {}
         try:
-            _module(experiment["command"]).execute(dict(experiment), out=target, force=True,
-                                                    quiet=quiet)
+            execute(dict(experiment), out=target, force=True, quiet=quiet, **extra)
         except click.UsageError as err:
             raise click.UsageError(f"{path}: {err.message}") from None
         timings.append((path, time.perf_counter() - t0))
