@@ -3,8 +3,6 @@
 Every statistical check uses Z_TOL standard errors and a fixed seed; each is sized so that
 the plausible bug fails (the deliberately wrong estimator below must fail the same check).
 """
-import math
-
 import numpy as np
 import pytest
 from scipy import integrate, special, stats
@@ -13,7 +11,7 @@ import gradvar
 from gradvar import engine, gumbel, reference, registry, rng, spec
 from gradvar.jit import kernel
 
-Z_TOL = 5.0  # two-sided false-alarm rate 5.7e-7 per comparison under normality
+from conftest import Z_TOL, check_mean, rejects, simulate  # Z_TOL = 5: 5.7e-7 false alarms
 ALPHA = 1e-4  # significance of the chi-square frequency tests
 LOGITS = "2,0.5,0.1"
 
@@ -202,7 +200,8 @@ def test_relaxed_estimators_match_quadrature_over_tau(case, tau):
 
 
 # The deliberately wrong estimator: Gumbel-Softmax without the 1/tau of dy/do.  It lives in
-# this module, so the engine compiles it like any registered estimator.
+# this module, so the engine compiles it like any registered estimator (its cache key covers
+# this file).
 @kernel
 def gumbel_softmax_without_inverse_tau(fp, objp, tau, aux, key, counter0, batch, work, g):
     y, h, st, v = work[0], work[1], work[2], work[3]
@@ -222,15 +221,16 @@ WRONG = registry.Estimator("gs-without-1/tau", "", "", gumbel_softmax_without_in
                            requires="relax", unbiased_for="relaxed", options=("tau",))
 
 
-def test_the_relaxed_check_rejects_a_wrong_estimator(tmp_path, monkeypatch):
-    # its own cache folder: the engine's cache key covers gradvar's sources, not this file
-    monkeypatch.setenv("GRADVAR_CACHE_DIR", str(tmp_path))
-    wrong = WRONG
-    c = cell_of(family="bernoulli", logit=1.0, estimator="gumbel-softmax", tau=0.5)
-    mom = engine.simulate(c, wrong, 100_000, seed=5)
-    mean, sem = mom.moments[0, 0], math.sqrt(mom.moments[0, 1] / (mom.n_finite - 1) / mom.n_finite)
-    z = (mean - reference.relaxed_gradient(c)[0]) / sem
-    assert abs(z) > Z_TOL, z  # about -90: the mean is half the relaxed gradient
+@pytest.mark.parametrize("case", TWO_CLASS, ids=lambda c: c["family"])
+def test_the_relaxed_check_accepts_gumbel_softmax_and_rejects_a_wrong_estimator(case):
+    """The shared mean check, powered to reject a factor 2, against the relaxed gradient."""
+    cell = cell_of(estimator="gumbel-softmax", tau=0.5, **case)
+    relaxed = reference.relaxed_gradient(cell)
+    right = simulate(cell, "gumbel-softmax", 100_000, seed=5)
+    check_mean(right, exact=relaxed, powered=True, what="relaxed mean")
+    assert rejects(check_mean, right)  # against the discrete gradient: biased at tau = 0.5
+    wrong = simulate(cell, WRONG, 100_000, seed=5)  # the mean is tau times the relaxed gradient
+    assert rejects(check_mean, wrong, exact=relaxed)
 
 
 # --- straight-through and Gumbel-Max -----------------------------------------------------

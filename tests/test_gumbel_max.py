@@ -7,8 +7,9 @@ import gradvar
 from gradvar import spec
 from gradvar.gumbelmax import chi_square
 
+from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
+
 ALPHA = 1e-4  # significance of the chi-square tests: one false alarm in 10^4 runs
-Z_TOL = 5.0  # two-sided false-alarm rate 5.7e-7 per comparison under normality
 
 
 def test_frequencies_follow_softmax_and_the_table_is_consistent():

@@ -5,7 +5,7 @@ import pytest
 import gradvar
 from gradvar import reference, spec, sweeptau
 
-Z_TOL = 5.0  # two-sided false-alarm rate 5.7e-7 per comparison under normality
+from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
 
 
 @pytest.fixture(scope="module")
