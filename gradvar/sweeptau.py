@@ -18,7 +18,7 @@ import math
 import numpy as np
 import pandas as pd
 
-from . import api, spec
+from . import api, registry, spec
 
 DEFAULT_TAU = "log:0.01:10:16"
 DEFAULT_ESTIMATORS = "gumbel-softmax,st-gumbel"
@@ -52,10 +52,13 @@ def plans(family="categorical", objective=None, estimator=DEFAULT_ESTIMATORS,
     taus = sorted(set(spec.parse_values(tau, "tau")))
     common = dict(family=family, objective=objective, baseline=baseline, samples=samples,
                   batch=batch, seed=seed, sets=sets, **fam_values)
+    registry.load()
+    fam = registry.FAMILIES.get(family)
+    if fam is not None and "relax" not in fam.capabilities:  # unknown names: spec.plan says
+        relaxable = [n for n, f in registry.FAMILIES.items() if "relax" in f.capabilities]
+        raise spec.SpecError(f"sweep-tau needs a family with relaxed samples ("
+                             f"{', '.join(relaxable)}), got {family!r}")
     swept = spec.plan(estimator=swept_names, tau=taus, **common)
-    if "relax" not in swept.family.capabilities:
-        raise spec.SpecError(f"sweep-tau needs a family with relaxed samples (categorical, "
-                             f"bernoulli), got {family!r}")
     for est in swept.estimators:
         if "tau" not in est.options:
             raise spec.SpecError(f"estimator {est.name!r} does not use tau; give it as a "
