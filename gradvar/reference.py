@@ -9,6 +9,7 @@ n and 2n nodes agree, else NaN), and one state per outcome for the discrete fami
 (valid for score-function estimators only, whose estimate depends on the outcome alone).
 Var = E[g^2] - E[g]^2 per sample, divided by ``batch``.  Baselines use their oracle value.
 """
+import functools
 import math
 import types
 
@@ -20,10 +21,20 @@ QUAD_NODES = (40, 80, 160, 320)  # hermegauss overflows beyond about 400 nodes
 QUAD_RTOL = 1e-9
 
 
-def _states_normal(values, nodes):
+@functools.lru_cache(maxsize=None)
+def _hermite(nodes):
+    """Gauss-Hermite nodes and weights for E over N(0, 1) (weights normalised to sum 1)."""
     with np.errstate(all="ignore"):
         x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    return x[:, None], w / math.sqrt(2.0 * math.pi)
+    x.setflags(write=False)
+    w = w / math.sqrt(2.0 * math.pi)
+    w.setflags(write=False)
+    return x, w
+
+
+def _states_normal(values, nodes):
+    x, w = _hermite(nodes)
+    return x[:, None], w
 
 
 def _states_categorical(values, nodes):
