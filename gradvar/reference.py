@@ -14,6 +14,7 @@ categorical with K = 2) depend on one logistic variate: their exact mean and var
 one-dimensional integrals (:func:`relaxed_moments`), and the exact mean of
 ``gumbel-softmax`` is the gradient of the relaxed objective (:func:`relaxed_gradient`).
 """
+import functools
 import math
 import types
 
@@ -25,10 +26,20 @@ QUAD_NODES = (40, 80, 160, 320)  # hermegauss overflows beyond about 400 nodes
 QUAD_RTOL = 1e-9
 
 
-def _states_normal(values, nodes):
+@functools.lru_cache(maxsize=None)
+def _hermite(nodes):
+    """Gauss-Hermite nodes and weights for E over N(0, 1) (weights normalised to sum 1)."""
     with np.errstate(all="ignore"):
         x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    return x[:, None], w / math.sqrt(2.0 * math.pi)
+    x.setflags(write=False)
+    w = w / math.sqrt(2.0 * math.pi)
+    w.setflags(write=False)
+    return x, w
+
+
+def _states_normal(values, nodes):
+    x, w = _hermite(nodes)
+    return x[:, None], w
 
 
 def _states_categorical(values, nodes):

@@ -146,3 +146,9 @@ def test_sweeps_make_one_cell_per_combination():
 def test_estimators_deduplicated_in_order():
     p = spec.plan(estimator="reparam, sf,reparam")
     assert [e.name for e in p.estimators] == ["reparam", "sf"]
+
+
+@pytest.mark.parametrize("text", ["1,,2", ",1", "1,,"])
+def test_parse_values_rejects_empty_entries(text):
+    with pytest.raises(spec.SpecError, match="empty entry"):
+        spec.parse_values(text, "mu")
