@@ -45,6 +45,8 @@ def parse_values(text, name="value"):
             else:
                 values = np.linspace(start, stop, count)
             return [float(v) for v in values]
+        if text == "":
+            raise SpecError(f"{name}: empty list")
         parts = text.split(",")
         if len(parts) > 1 and parts[-1].strip() == "":
             parts = parts[:-1]  # a trailing comma is harmless
