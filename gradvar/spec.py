@@ -82,6 +82,28 @@ def parse_count(value, name):
     return int(f)
 
 
+def estimators_for(estimator, family):
+    """The registry entries named by ``estimator`` (list or comma text; all applicable ones
+    when empty), each checked to be known and applicable to ``family`` (a Family)."""
+    registry.load()
+    names = estimator if isinstance(estimator, (list, tuple)) else (
+        [e.strip() for e in str(estimator).split(",") if e.strip()] if estimator else None)
+    if not names:
+        names = [n for n, e in registry.ESTIMATORS.items() if registry.applicable(e, family)]
+    ests = []
+    for name in names:
+        if name not in registry.ESTIMATORS:
+            raise SpecError(f"unknown estimator {name!r}." + suggest(name, registry.ESTIMATORS))
+        est = registry.ESTIMATORS[name]
+        if not registry.applicable(est, family):
+            raise SpecError(f"estimator {name!r} needs the {est.requires!r} capability, which family "
+                            f"{family.name!r} does not have (it has: "
+                            f"{', '.join(sorted(family.capabilities))})")
+        if est not in ests:
+            ests.append(est)
+    return ests
+
+
 @dataclass
 class Plan:
     """A validated experiment: the cells and the estimators to run in each."""
@@ -116,20 +138,7 @@ def plan(family="normal", objective=None, estimator=None, baseline="mean", sampl
         raise SpecError(f"unknown objective {objective!r} for family {family!r}."
                         + suggest(objective, objectives))
     obj = objectives[objective]
-    names = estimator if isinstance(estimator, (list, tuple)) else (
-        [e.strip() for e in str(estimator).split(",") if e.strip()] if estimator else None)
-    if not names:
-        names = [n for n, e in registry.ESTIMATORS.items() if registry.applicable(e, fam)]
-    ests = []
-    for name in names:
-        if name not in registry.ESTIMATORS:
-            raise SpecError(f"unknown estimator {name!r}." + suggest(name, registry.ESTIMATORS))
-        est = registry.ESTIMATORS[name]
-        if not registry.applicable(est, fam):
-            raise SpecError(f"estimator {name!r} needs the {est.requires!r} capability, which family "
-                            f"{family!r} does not have (it has: {', '.join(sorted(fam.capabilities))})")
-        if est not in ests:
-            ests.append(est)
+    ests = estimators_for(estimator, fam)
     if baseline not in registry.BASELINES:
         raise SpecError(f"unknown baseline {baseline!r}." + suggest(baseline, registry.BASELINES))
     samples = parse_count(samples, "samples")

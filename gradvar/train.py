@@ -178,15 +178,13 @@ def trajectory(problem, est, seed, steps, lr, optimizer, batch, tau, baseline,
 def validate(problem="bump", estimator=None, seed=None, steps=None, lr=None, optimizer=None,
              batch=1, tau=None, baseline=None, train_positions=False):
     """Check the options (SpecError naming the problem) and fill in the problem's defaults."""
-    from .spec import SpecError, parse_count, parse_values, suggest
+    from .spec import SpecError, estimators_for, parse_count, parse_values, suggest
 
     registry.load()
     if problem not in PROBLEMS:
         raise SpecError(f"unknown problem {problem!r}." + suggest(problem, PROBLEMS))
     prob = PROBLEMS[problem]
     d = prob.defaults
-    names = estimator or d["estimator"]
-    names = names if isinstance(names, (list, tuple)) else [s.strip() for s in names.split(",")]
     seeds = [parse_count(s, "seed") for s in parse_values(seed if seed is not None else d["seed"], "seed")]
     steps = parse_count(steps if steps is not None else d["steps"], "steps")
     lr = parse_values(lr if lr is not None else d["lr"], "lr")[0]
@@ -209,16 +207,7 @@ def validate(problem="bump", estimator=None, seed=None, steps=None, lr=None, opt
         raise SpecError("--train-positions applies to --problem bump only")
     if int(batch) < 1:
         raise SpecError(f"batch must be >= 1, got {batch}")
-    fam = registry.FAMILIES[prob.family]
-    ests = []
-    for name in names:
-        if name not in registry.ESTIMATORS:
-            raise SpecError(f"unknown estimator {name!r}." + suggest(name, registry.ESTIMATORS))
-        est = registry.ESTIMATORS[name]
-        if not registry.applicable(est, fam):
-            raise SpecError(f"estimator {name!r} cannot train problem {problem!r}: family "
-                            f"{prob.family!r} lacks the {est.requires!r} capability")
-        ests.append(est)
+    ests = estimators_for(estimator or d["estimator"], registry.FAMILIES[prob.family])
     return dict(prob=prob, ests=ests, seeds=seeds, steps=steps, lr=lr, optimizer=optimizer,
                 batch=int(batch), tau=tau, baseline=baseline, train_positions=train_positions)
 
