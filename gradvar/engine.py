@@ -160,8 +160,7 @@ def compiled(family, objective, estimator, shape=None):
         macc = ""
     src = _TEMPLATE.format(
         family=family.name, objective=objective.name, estimator=estimator.name, digest=digest,
-        shape=f", P={shape[0]}, width={shape[1]}" if static else "", p=p, scratch=scratch,
-        macc=macc,
+        shape=f", P={shape[0]}, width={shape[1]}" if static else "", p=p, scratch=scratch, macc=macc,
         est_mod=kern.__module__, est_name=kern.__name__,
         fam_mod=family.noise.__module__, noise=family.noise.__name__,
         score=family.score.__name__, path=family.path.__name__, vjp=family.vjp.__name__,

@@ -10,7 +10,7 @@ import numpy as np
 from .jit import kernel
 
 
-@kernel
+@kernel(inline="never")  # compiled for any P: the loops over j vectorize across coordinates
 def chunk_moments(buf, mom, cnt, acc):
     """Two-pass central moments of the finite rows of ``buf`` (m, P) into ``mom`` (P, 4);
     cnt = [finite estimates, non-finite estimates]; ``acc`` is (4, P) scratch.
