@@ -14,7 +14,8 @@ combinations with empty kernel caches and the time of a second run with a warm c
 the categorical Gumbel-Softmax cases of issue 4 (10 classes against NumPy; 1000 classes).
 
 Timings on a shared machine are noisy: every line reports the load average and the CPU
-the process actually got (CPU seconds / wall seconds; 2.0 means both cores).
+the process actually got (CPU seconds / wall seconds; 2.0 means both cores); with
+``--repeat N`` each case runs N times and the fastest run is reported (all are listed).
 """
 import argparse
 import json
@@ -120,22 +121,34 @@ def timed(func):
     return out, wall, (cpu_seconds() - c0) / wall, max(l0, load())
 
 
-def engine_rate(cell, est_name, n, threads):
+def best(runs):
+    """The fastest of the repeats (the least disturbed by other processes), with all rates."""
+    top = max(runs, key=lambda r: r["rate"])
+    return dict(top, rates=[r["rate"] for r in runs])
+
+
+def engine_rate(cell, est_name, n, threads, repeat=1):
     import numba
 
     numba.set_num_threads(threads)
     est = registry.ESTIMATORS[est_name]
     engine.simulate(cell, est, 1000, 1)  # compile or load outside the timing
-    mom, wall, cpu, ld = timed(lambda: engine.simulate(cell, est, n, 0))
-    var = mom.moments[:, 1] / (mom.n_finite - 1)
-    return dict(rate=n / mom.seconds, seconds=mom.seconds, cpu=cpu, load=ld,
-                mean=mom.moments[:, 0], var=var)
+    runs = []
+    for _ in range(repeat):
+        mom, wall, cpu, ld = timed(lambda: engine.simulate(cell, est, n, 0))
+        var = mom.moments[:, 1] / (mom.n_finite - 1)
+        runs.append(dict(rate=n / mom.seconds, seconds=mom.seconds, cpu=cpu, load=ld,
+                         mean=mom.moments[:, 0], var=var))
+    return best(runs)
 
 
-def numpy_rate(func, n, warmup):
+def numpy_rate(func, n, warmup, repeat=1):
     warmup()  # first-touch page faults and allocator growth outside the timing
-    (mean, var), wall, cpu, ld = timed(func)
-    return dict(rate=n / wall, seconds=wall, cpu=cpu, load=ld, mean=mean, var=var)
+    runs = []
+    for _ in range(repeat):
+        (mean, var), wall, cpu, ld = timed(func)
+        runs.append(dict(rate=n / wall, seconds=wall, cpu=cpu, load=ld, mean=mean, var=var))
+    return best(runs)
 
 
 def fmt_vec(v, digits=4):
@@ -146,9 +159,12 @@ def fmt_vec(v, digits=4):
 
 def line(label, r, base=None):
     ratio = f"{r['rate'] / base:6.2f}x" if base else "       "
+    others = ""
+    if len(r.get("rates", ())) > 1:
+        others = "  (all runs: " + ", ".join(f"{x / 1e6:.1f}" for x in r["rates"]) + ")"
     return (f"  {label:<22} {r['rate'] / 1e6:9.1f} M/s {ratio}  {r['seconds']:7.2f} s  "
             f"cpu {r['cpu']:4.2f}  load {r['load']:4.2f}  mean {fmt_vec(r['mean'])} "
-            f"var {fmt_vec(r['var'])}")
+            f"var {fmt_vec(r['var'])}{others}")
 
 
 # --- subprocess children -------------------------------------------------------------------
@@ -207,10 +223,10 @@ def normal_section(args):
         cell = normal_cell()
         print(f" {est}   (exact mean {EXACT[est][0]}, exact var {EXACT[est][1]})")
         base = numpy_rate(lambda: numpy_normal(est, args.numpy_samples), args.numpy_samples,
-                          lambda: numpy_normal(est, 2 * 10 ** 6, seed=1))
+                          lambda: numpy_normal(est, 2 * 10 ** 6, seed=1), args.repeat)
         print(line("numpy", base))
         for threads in args.threads:
-            r = engine_rate(cell, est, args.samples, threads)
+            r = engine_rate(cell, est, args.samples, threads, args.repeat)
             print(line(f"engine, {threads} thread{'s' if threads > 1 else ''}", r, base["rate"]),
                   flush=True)
             summary[(est, threads)] = r["rate"] / base["rate"]
@@ -252,11 +268,11 @@ def categorical_section(args):
     n, nn = args.cat_samples, args.cat_numpy_samples
     print(f" 10 classes: engine n={n:.0e}, NumPy n={nn:.0e}")
     base = numpy_rate(lambda: numpy_gumbel_softmax(cell, nn), nn,
-                      lambda: numpy_gumbel_softmax(cell, 2 * 10 ** 5, seed=1))
+                      lambda: numpy_gumbel_softmax(cell, 2 * 10 ** 5, seed=1), args.repeat)
     print(line("numpy", base))
     ratios = {}
     for threads in args.threads:
-        r = engine_rate(cell, "gumbel-softmax", n, threads)
+        r = engine_rate(cell, "gumbel-softmax", n, threads, args.repeat)
         print(line(f"engine, {threads} thread{'s' if threads > 1 else ''}", r, base["rate"]),
               flush=True)
         ratios[threads] = r["rate"] / base["rate"]
@@ -283,7 +299,9 @@ def main():
     ap.add_argument("--numpy-samples", type=float, default=None,
                     help="NumPy estimates (default samples / 10)")
     ap.add_argument("--threads", default="1,2", help="thread counts for the engine (default 1,2)")
-    ap.add_argument("--quick", action="store_true", help="a small run (n = 2e7 / 5e6)")
+    ap.add_argument("--quick", action="store_true", help="a small run (n = 2e7 / 2e6)")
+    ap.add_argument("--repeat", type=int, default=1,
+                    help="time each case this many times and report the fastest (default 1)")
     ap.add_argument("--skip", default="", help="sections to skip: normal,memory,compile,categorical")
     ap.add_argument("--child-memory", help=argparse.SUPPRESS)
     ap.add_argument("--child-compile", help=argparse.SUPPRESS)
