@@ -9,10 +9,17 @@ block: bounded in n.
 
 Parallelism: ``numba.get_num_threads()`` worker threads (set it with
 ``numba.set_num_threads`` or NUMBA_NUM_THREADS) each call the compiled, GIL-free
-``run_chunks`` on small runs of chunks taken from a shared queue.  Measured on the 2-core
-machine this scaled to 2.0x where a ``prange`` loop over the same chunks did not (static
-scheduling stalls on a core shared with another process; OpenMP threads spin), and it
-compiles about 1.2 s faster than a ``parallel=True`` kernel.
+``run_chunks`` on small runs of chunks taken from a shared queue, so a thread whose core
+is shared with another process simply takes fewer chunks, and idle workers sleep (no
+OpenMP spinning).  Measured on the 2-core machine: 2.0x the one-thread rate, where a
+``prange`` loop over the same chunks stayed at about 1x (omp layer, also with
+OMP_WAIT_POLICY=PASSIVE or the workqueue layer); and a new combination compiles about
+1.2 s faster without the parfor pass.
+
+Hot path (per chunk, per thread): ``fill`` writes the estimates into the thread's (m, P)
+buffer, then ``moments`` makes two passes over it.  With small cells (P and width at most
+``SCRATCH_MAX``) the generated code has P and the scratch width as literals and keeps the
+estimator's scratch rows on the stack, which lets LLVM hold them in registers.
 
 Numba cannot cache a kernel that receives other kernels as arguments, so for every
 (family, objective, estimator) combination a tiny module binding them as globals is
@@ -76,7 +83,9 @@ def fill(fp, objp, tau, aux, key, batch, start, work, buf):
 
 @njit(error_model="numpy", _nrt=False, nogil=True)
 def moments(buf, mom, cnt, acc):
-    """Central moments of buf (m, P) (see gradvar.moments.chunk_moments)."""
+    """Central moments of buf (m, P) (see gradvar.moments.chunk_moments).  With a literal
+    P the accumulators are stack scratch: LLVM keeps them in vector registers across the
+    rows (measured at P = 2: 1.1 ns per estimate, against 6.4 ns with heap ``acc``)."""
 {macc}    _moments(buf, mom, cnt, acc)
 
 
