@@ -5,7 +5,7 @@ the registries are in ``gradvar.registry``.  Imports are lazy so that ``gradvar 
 never loads numba or matplotlib.
 """
 __version__ = "0.1.0"
-__all__ = ["compare"]
+__all__ = ["compare", "sweep_tau", "gumbel_max"]
 
 
 def __getattr__(name):
@@ -13,4 +13,12 @@ def __getattr__(name):
         from .api import compare
 
         return compare
+    if name == "sweep_tau":
+        from .sweeptau import sweep_tau
+
+        return sweep_tau
+    if name == "gumbel_max":
+        from .gumbelmax import gumbel_max
+
+        return gumbel_max
     raise AttributeError(f"module 'gradvar' has no attribute {name!r}")

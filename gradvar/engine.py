@@ -42,7 +42,8 @@ from .jit import materialize
 CHUNK_MAX = 16384  # estimates per chunk (the unit of moments)
 CHUNK_VALUES = 2 ** 19  # at most this many values (P per estimate) in a chunk buffer: 4 MB
 GROUPS = 32  # contiguous groups of chunks, for batch-means / jackknife intervals
-BLOCK_RECORDS = 2 ** 16  # chunk records (P each) per block: progress granularity, memory
+BLOCK_CHUNKS = 1024  # chunks per block: the progress granularity (17M estimates at most)
+BLOCK_RECORDS = 2 ** 16  # and at most this many chunk records times P per block (memory)
 TASK_CHUNKS = 4  # chunks a worker thread takes from the queue at a time
 SCRATCH_MAX = 16  # cells with at most this many coordinates and scratch width get literal sizes
 PILOT_SIZE = 10_000  # samples in the independent pilot batch of the mean/optimal baselines
@@ -59,7 +60,7 @@ from gradvar.jit import rebind, scratch_array
 from {est_mod} import {est_name} as _estimator
 from {fam_mod} import {noise} as _noise, {score} as _score, {path} as _path, {vjp} as _vjp
 from {obj_mod} import {obj_name} as _obj
-from gradvar.moments import chunk_moments as _moments
+from gradvar.moments import chunk_moments_rows as _moments
 
 _est = rebind(_estimator, noise=_noise, score=_score, path=_path, vjp=_vjp, obj=_obj)
 _scratch = scratch_array()
@@ -83,7 +84,7 @@ def fill(fp, objp, tau, aux, key, batch, start, work, buf):
 
 @njit(error_model="numpy", _nrt=False, nogil=True)
 def moments(buf, mom, cnt, acc):
-    """Central moments of buf (m, P) (see gradvar.moments.chunk_moments).  With a literal
+    """Central moments of buf (m, P) (see gradvar.moments.chunk_moments_rows).  With a literal
     P the accumulators are stack scratch: LLVM keeps them in vector registers across the
     rows (measured at P = 2: 1.1 ns per estimate, against 6.4 ns with heap ``acc``)."""
 {macc}    _moments(buf, mom, cnt, acc)
@@ -118,12 +119,20 @@ def pilot(fp, objp, key, m, width, p, out):
 '''
 
 
-def _digest():
+def _digest(*modules):
+    """Hash of gradvar's kernel sources, of the named modules (kernels defined outside
+    gradvar: plugins, tests) and of the Numba version."""
     here = os.path.dirname(__file__)
     h = hashlib.sha256()
     for name in _SOURCES:
         with open(os.path.join(here, name), "rb") as fh:
             h.update(fh.read())
+    for module in modules:
+        h.update(module.encode())
+        path = getattr(sys.modules.get(module), "__file__", None)
+        if path:
+            with open(path, "rb") as fh:
+                h.update(fh.read())
     import numba
 
     h.update(numba.__version__.encode())
@@ -153,7 +162,7 @@ def compiled(family, objective, estimator, shape=None):
     if ident in _LOADED:
         return _LOADED[ident]
     materialize()
-    digest = _digest()
+    digest = _digest(kern.__module__, family.noise.__module__, objective.kernel.__module__)
     suffix = f"_p{shape[0]}w{shape[1]}" if static else ""
     name = f"gradvar_{family.name}_{objective.name}_{kern.__name__}{suffix}_{digest}".replace("-", "_")
     folder = cache_dir()
@@ -319,7 +328,7 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
     group_mom = np.zeros((groups, p, 4))
     group_n = np.zeros(groups, dtype=np.int64)
     group_bad = np.zeros(groups, dtype=np.int64)
-    block = max(TASK_CHUNKS, BLOCK_RECORDS // p)
+    block = max(1, min(BLOCK_CHUNKS, BLOCK_RECORDS // p))
     scratch = [(np.empty((6, cell.width)), np.empty((size, p)), np.empty((4, p)))
                for _ in range(min(threads(), -(-nchunks // TASK_CHUNKS)))]
     # compile (or load from the cache) outside the timed region: zero chunks, zero pilot samples
@@ -356,3 +365,25 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
 
 def merge_chunks_total(na, a, nb, b):
     return int(moments.merge_into(int(na), a, int(nb), b))
+
+
+def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=0):
+    """The raw estimates number ``start .. start + n - 1`` as an (n, P) array.
+
+    For small n only (training loops, diagnostics): the same noise and kernels as
+    :func:`simulate`, without the streaming moments.
+    """
+    p = len(cell.coords)
+    module = compiled(cell.family, cell.objective, estimator, (p, cell.width))
+    key = rng.stream_key(seed, rng.MAIN)
+    buf = np.empty((n, p))
+    with np.errstate(over="ignore"):
+        if estimator.name == "exact":
+            aux = np.asarray(exact_grad, dtype=float)
+        elif "baseline" in estimator.options:
+            aux = baseline_aux(module, cell, baseline, seed, p)
+        else:
+            aux = np.zeros(1 + p)
+        module.fill(cell.fp(), cell.objp(), float(cell.tau), aux, key, int(cell.batch), int(start),
+                    np.empty((6, cell.width)), buf)
+    return buf

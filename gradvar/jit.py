@@ -91,7 +91,7 @@ def rebind(kern, **names):
     materialize()
     import numba
 
-    py = getattr(kern, "py_func", kern)  # a plain function under NUMBA_DISABLE_JIT=1
+    py = getattr(kern, "py_func", kern)  # under NUMBA_DISABLE_JIT njit returns the function
     bound = {**py.__globals__, **{k: getattr(v, "dispatcher", v) for k, v in names.items()}}
     func = types.FunctionType(py.__code__, bound, py.__name__, py.__defaults__, py.__closure__)
     func.__qualname__ = py.__qualname__

@@ -8,7 +8,13 @@ but injected: Gauss-Hermite nodes of eps ~ N(0, 1) for the normal family (conver
 n and 2n nodes agree, else NaN), and one state per outcome for the discrete families
 (valid for score-function estimators only, whose estimate depends on the outcome alone).
 Var = E[g^2] - E[g]^2 per sample, divided by ``batch``.  Baselines use their oracle value.
+
+Relaxed estimators (``gumbel-softmax``, ``st-gumbel``) with two classes (bernoulli, or a
+categorical with K = 2) depend on one logistic variate: their exact mean and variance are
+one-dimensional integrals (:func:`relaxed_moments`), and the exact mean of
+``gumbel-softmax`` is the gradient of the relaxed objective (:func:`relaxed_gradient`).
 """
+import functools
 import math
 import types
 
@@ -20,10 +26,20 @@ QUAD_NODES = (40, 80, 160, 320)  # hermegauss overflows beyond about 400 nodes
 QUAD_RTOL = 1e-9
 
 
-def _states_normal(values, nodes):
+@functools.lru_cache(maxsize=None)
+def _hermite(nodes):
+    """Gauss-Hermite nodes and weights for E over N(0, 1) (weights normalised to sum 1)."""
     with np.errstate(all="ignore"):
         x, w = np.polynomial.hermite_e.hermegauss(nodes)
-    return x[:, None], w / math.sqrt(2.0 * math.pi)
+    x.setflags(write=False)
+    w = w / math.sqrt(2.0 * math.pi)
+    w.setflags(write=False)
+    return x, w
+
+
+def _states_normal(values, nodes):
+    x, w = _hermite(nodes)
+    return x[:, None], w
 
 
 def _states_categorical(values, nodes):
@@ -146,6 +162,8 @@ def exact_moments(cell, est, baseline="mean"):
     nan = np.full(p, np.nan)
     if est.name == "exact":
         return exact_gradient(cell), np.zeros(p)
+    if est.requires == "relax":
+        return relaxed_moments(cell, est)
     if cell.family.name not in INJECTION:
         return nan, nan
     states_of, capabilities, needs_nodes = INJECTION[cell.family.name]
@@ -157,7 +175,9 @@ def exact_moments(cell, est, baseline="mean"):
         aux = oracle_aux(cell, baseline, states, weights) if "baseline" in est.options \
             else np.zeros(1 + p)
         g = _per_sample(cell, est, states, aux)
-        mean = weights @ g
+        # shifted by the first node: a constant estimate (reparam on linear, exact) gets its
+        # value and variance 0 exactly, although the weights sum to 1 only up to rounding
+        mean = g[0] + weights @ (g - g[0])
         var = np.maximum(weights @ (g - mean) ** 2, 0.0)
         current = (mean, var / cell.batch)
         if not needs_nodes:
@@ -168,3 +188,94 @@ def exact_moments(cell, est, baseline="mean"):
             return current
         previous = current
     return nan, nan
+
+
+# --- relaxed estimators, two classes: quadrature over the logistic noise ----------------
+# With two classes every relaxed or straight-through estimate is a function of one logistic
+# variate L (the difference of two Gumbels), so its exact mean and variance are integrals
+# over L.  The hard sample switches at L*, and the soft one varies on a scale tau around L*:
+# the integral is split there so the adaptive rule sees smooth pieces.
+RELAX_RTOL = 1e-9  # requested relative accuracy; a result whose error estimate is worse is NaN
+RELAX_WINDOW = 40.0  # half-width of the inner pieces around L*, in units of tau
+
+
+def _two_class_noise(cell):
+    """(state(L), L*) for two-class cells: the noise state with the law of the family's
+    noise given L ~ Logistic(0, 1), and the L where the hard sample switches; None else."""
+    values = cell.family_values
+    if cell.family.name == "bernoulli":
+        return (lambda L: np.array([L])), -float(values["logit"])
+    if cell.family.name == "categorical" and cell.dim == 2:
+        o = np.asarray(values["logits"], dtype=float)
+        # argmax(o + G) = 0 iff o0 - o1 + (G0 - G1) > 0 and G0 - G1 ~ Logistic: G = (L, 0)
+        return (lambda L: np.array([L, 0.0])), float(o[1] - o[0])
+    return None
+
+
+def _logistic_pdf(L):
+    e = math.exp(-abs(L))
+    return e / (1.0 + e) ** 2
+
+
+def _estimate_at(cell, est, aux):
+    """g(state): one estimate of ``est`` (batch 1) on an injected noise state."""
+    table = np.zeros((1, cell.family.state_size(cell.dim)))
+    func = _python_estimator(est, cell.family, cell.objective, table)
+    work = _Work(np.zeros((6, cell.width)), cell)
+    fp, objp, tau = cell.fp(), cell.objp(), float(cell.tau)
+    p = len(cell.coords)
+
+    def at(state):
+        table[0] = state
+        g = np.zeros(p)
+        func(fp, objp, tau, aux, np.uint64(0), 0, 1, work, g)
+        return g
+
+    return at
+
+
+def _integrate_over_L(func, switch, tau, p):
+    """E[func(L)], L ~ Logistic(0, 1), split at the switch point; NaN if not converged."""
+    from scipy.integrate import quad_vec
+
+    w = RELAX_WINDOW * tau
+    edges = [-np.inf, switch - w, switch, switch + w, np.inf]
+    total, err = np.zeros(p), 0.0
+    for a, b in zip(edges[:-1], edges[1:]):
+        res, e, info = quad_vec(lambda L: func(L) * _logistic_pdf(L), a, b, epsabs=1e-300,
+                                epsrel=RELAX_RTOL, full_output=True)
+        if not info.success:
+            return np.full(p, np.nan)
+        total += res
+        err += e
+    if not np.all(np.isfinite(total)) or err > 1e3 * RELAX_RTOL * np.abs(total).max() + 1e-12:
+        return np.full(p, np.nan)
+    return total
+
+
+def relaxed_moments(cell, est):
+    """Exact (mean, variance of one estimate) of a relaxed estimator (``gumbel-softmax``,
+    ``st-gumbel``) in a two-class cell by quadrature over the logistic noise; NaN otherwise."""
+    p = len(cell.coords)
+    nan = np.full(p, np.nan)
+    noise = _two_class_noise(cell)
+    tau = float(cell.tau)
+    if noise is None or est.requires != "relax" or not tau > 0:
+        return nan, nan
+    state, switch = noise
+    at = _estimate_at(cell, est, np.zeros(1 + p))
+    with np.errstate(all="ignore"):
+        mean = _integrate_over_L(lambda L: at(state(L)), switch, tau, p)
+        if np.isnan(mean).any():
+            return nan, nan
+        var = _integrate_over_L(lambda L: (at(state(L)) - mean) ** 2, switch, tau, p)
+    return mean, var / cell.batch
+
+
+def relaxed_gradient(cell):
+    """The gradient of the relaxed objective E[f(softmax((o + G) / tau))] at the cell's tau:
+    the exact mean of ``gumbel-softmax`` (two classes, by quadrature); NaN where unknown."""
+    from .registry import ESTIMATORS, load
+
+    load()
+    return relaxed_moments(cell, ESTIMATORS["gumbel-softmax"])[0]

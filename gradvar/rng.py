@@ -20,10 +20,10 @@ PILOT = 2
 GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
-_S30, _S27, _S31, _S11 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(11)
+_S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(12)
 _LOW7 = np.uint64(127)
 _RETRY = np.uint64(0xD1B54A32D192ED03)
-_TWO_M53 = 2.0 ** -53
+_TWO_M52 = 2.0 ** -52
 
 
 def _mix_py(z):
@@ -50,8 +50,13 @@ def bits(key, counter):
 
 @kernel
 def to_open01(b):
-    """Map 64 random bits to a double strictly inside (0, 1): (floor(b / 2^11) + 1/2) 2^-53."""
-    return (float(b >> _S11) + 0.5) * _TWO_M53
+    """Map 64 random bits to a double strictly inside (0, 1): (floor(b / 2^12) + 1/2) 2^-52.
+
+    52 bits, not 53: every (i + 1/2) 2^-52 is a double, from 2^-53 to 1 - 2^-53, symmetric
+    about 1/2.  With 53 bits (i + 1/2) 2^-53 is not representable above 1/2 and the top value
+    rounded to exactly 1.0 (an infinite Gumbel).
+    """
+    return (float(b >> _S12) + 0.5) * _TWO_M52
 
 
 @kernel
@@ -96,7 +101,7 @@ _ZR = 129  # offset of the ratios in ZIGGURAT
 def normal(key, counter, zig):
     """Standard normal by the ziggurat (``zig`` = ZIGGURAT): one 64-bit draw in 97% of cases.
 
-    Bits 0-6 pick the layer, bits 11-63 the uniform u in (-1, 1); accept u x_i when
+    Bits 0-6 pick the layer, bits 12-63 the uniform u in (-1, 1); accept u x_i when
     |u| < x_{i+1} / x_i.  The rare rest is in :func:`_normal_retry`, kept out of line so that
     this fast path inlines into the estimator loops.
     """

@@ -45,7 +45,14 @@ def parse_values(text, name="value"):
             else:
                 values = np.linspace(start, stop, count)
             return [float(v) for v in values]
-        values = [float(v) for v in text.split(",") if v.strip() != ""]
+        if text == "":
+            raise SpecError(f"{name}: empty list")
+        parts = text.split(",")
+        if len(parts) > 1 and parts[-1].strip() == "":
+            parts = parts[:-1]  # a trailing comma is harmless
+        if any(v.strip() == "" for v in parts):
+            raise SpecError(f"{name}: empty entry in {text!r}")
+        values = [float(v) for v in parts]
     except SpecError:
         raise
     except ValueError:
