@@ -291,7 +291,10 @@ def categorical_section(args):
     size, _ = engine.chunking(n, 1000)
     print(f"  chunk buffer {size} x 1000 values per thread ({size * 1000 * 8 / 2 ** 20:.1f} MB); "
           f"the kernel is compiled without NRT, so it cannot allocate")
-    for m in (n // 10, n):
+    # chunks hold min(16384, 2^19 / P, n / 32) estimates: from n = 32 x 524 on at 1000 classes
+    # the buffers have their final size, so compare n and 2n beyond that
+    n0 = max(n, 2 * 10 ** 4)
+    for m in (n0, 2 * n0):
         res = child(["--child-memory", f"categorical:gumbel-softmax:{m}:{max(args.threads)}:1000"])
         print(f"  n={res['n']:.0e}: peak RSS {res['peak_mb']:7.1f} MB (after warm-up "
               f"{res['before_mb']:7.1f} MB); run's own allocations {res['traced_mb']:.2f} MB")
