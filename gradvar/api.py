@@ -36,8 +36,13 @@ def set_threads(threads):
         numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
 
 
-def run_cell(plan, cell, progress=None):
-    """Every estimator of ``plan`` in one cell: (result rows, summary rows) as dict lists."""
+def run_cell(plan, cell, progress=None, memo=None):
+    """Every estimator of ``plan`` in one cell: (result rows, summary rows) as dict lists.
+
+    ``memo`` (a dict shared across the cells of a run) spares re-running an estimator that
+    does not use tau in cells that differ only in tau: on the same noise its numbers would
+    be identical.
+    """
     rows, summary = [], []
     exact_grad = reference.exact_gradient(cell)
     # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
@@ -46,6 +51,14 @@ def run_cell(plan, cell, progress=None):
     params = {**{k: format_value(v) for k, v in cell.family_values.items()},
               **{k: format_value(v) for k, v in cell.objective_values.items()}}
     for est in plan.estimators:
+        key = (est.name, cell.batch, tuple(params.items()))
+        if memo is not None and "tau" not in est.options and key in memo:
+            rows += [dict(r) for r in memo[key][0]]
+            summary += [dict(r) for r in memo[key][1]]
+            if progress is not None:
+                progress(plan.samples)
+            continue
+        first_row, first_summary = len(rows), len(summary)
         uses_baseline = "baseline" in est.options
         baseline = plan.baseline if uses_baseline else ""
         tau = format_value(cell.tau) if "tau" in est.options else math.nan
@@ -68,6 +81,8 @@ def run_cell(plan, cell, progress=None):
         summary.append(dict(common, **agg, exact_total_var=float(np.sum(exact_var)),
                             nonfinite=mom.nonfinite, seconds=mom.seconds, estimates_per_s=rate,
                             relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2))))
+        if memo is not None and "tau" not in est.options:
+            memo[key] = (rows[first_row:], summary[first_summary:])
     return rows, summary
 
 
@@ -89,9 +104,9 @@ def run_plan(plan, progress=None, checkpoint=None):
     same bytes as an uninterrupted one.
     """
     if checkpoint is None:
-        rows, summary = [], []
+        rows, summary, memo = [], [], {}
         for cell in plan.cells:
-            r, s = run_cell(plan, cell, progress)
+            r, s = run_cell(plan, cell, progress, memo)
             rows += r
             summary += s
         return _tables(plan, rows, summary)
@@ -99,11 +114,11 @@ def run_plan(plan, progress=None, checkpoint=None):
 
     checkpoint = Path(checkpoint)
     checkpoint.mkdir(parents=True, exist_ok=True)
-    parts = []
+    parts, memo = [], {}
     for i, cell in enumerate(plan.cells):
         done = checkpoint / f"cell{i:05d}.summary.csv", checkpoint / f"cell{i:05d}.results.csv"
         if not all(p.exists() for p in done):
-            results, summary = _tables(plan, *run_cell(plan, cell, progress))
+            results, summary = _tables(plan, *run_cell(plan, cell, progress, memo))
             io.replace_file(done[1], lambda tmp: io.write_csv(results, tmp))
             io.replace_file(done[0], lambda tmp: io.write_csv(summary, tmp))  # written last
         elif progress is not None:

@@ -264,3 +264,27 @@ def test_edited_external_kernel_is_not_served_stale(tmp_path):
     assert float(run_python(code, env=env)) == 1.0
     (tmp_path / "gv_plugin_module.py").write_text(_PLUGIN.format(value="2.0"))
     assert float(run_python(code, env=env)) == 2.0
+
+
+def test_tau_free_estimators_run_once_per_tau_sweep(monkeypatch):
+    """In a tau sweep, sf's numbers are identical in every cell (same noise), so it runs once."""
+    import gradvar
+    from gradvar import engine
+
+    calls = []
+    real = engine.simulate
+
+    def counting(cell, est, *args, **kwargs):
+        calls.append(est.name)
+        return real(cell, est, *args, **kwargs)
+
+    monkeypatch.setattr(engine, "simulate", counting)
+    df = gradvar.compare(family="categorical", estimator="sf,gumbel-softmax", tau="0.1,0.5,1",
+                         samples=2000)
+    assert calls.count("sf") == 1 and calls.count("gumbel-softmax") == 3
+    sf = df[df["estimator"] == "sf"]
+    assert len(sf) == 9  # 3 cells x 3 logits, as before
+    fixed = sf.drop(columns=["seconds", "estimates_per_s", "work_var"]).reset_index(drop=True)
+    first = fixed.iloc[0:3].reset_index(drop=True)
+    for k in (1, 2):
+        assert fixed.iloc[3 * k:3 * k + 3].reset_index(drop=True).equals(first)
