@@ -1,24 +1,23 @@
 """gradvar: a Monte Carlo laboratory for gradient estimators.
 
-The public API mirrors the CLI: ``gradvar.compare(...)`` returns the ``results.csv`` table;
-the registries are in ``gradvar.registry``.  Imports are lazy so that ``gradvar --help``
-never loads numba or matplotlib.
+The public API mirrors the CLI, with the same names for the same concepts:
+``gradvar.compare(...)`` returns the ``results.csv`` table, ``gradvar.sweep_tau(...)``,
+``gradvar.gumbel_max(...)`` and ``gradvar.train(...)`` their commands' tables, and
+``gradvar.run(path)`` runs an experiment file into its results folder.  The registries are in
+``gradvar.registry`` and the Gumbel distribution in ``gradvar.gumbel``.  Imports are lazy
+so that ``gradvar --help`` never loads numba or matplotlib.
 """
+import importlib
+
 __version__ = "0.1.0"
-__all__ = ["compare", "sweep_tau", "gumbel_max"]
+__all__ = ["compare", "sweep_tau", "gumbel_max", "train", "run"]
+_API = {"compare": ("api", "compare"), "sweep_tau": ("sweeptau", "sweep_tau"),
+        "gumbel_max": ("gumbelmax", "gumbel_max"), "train": ("training", "train"),
+        "run": ("commands.run", "run_experiment")}
 
 
 def __getattr__(name):
-    if name == "compare":
-        from .api import compare
-
-        return compare
-    if name == "sweep_tau":
-        from .sweeptau import sweep_tau
-
-        return sweep_tau
-    if name == "gumbel_max":
-        from .gumbelmax import gumbel_max
-
-        return gumbel_max
+    if name in _API:
+        module, attr = _API[name]
+        return getattr(importlib.import_module(f".{module}", __name__), attr)
     raise AttributeError(f"module 'gradvar' has no attribute {name!r}")

@@ -188,3 +188,14 @@ def test_resume_refuses_a_partial_of_another_experiment(cli, tmp_path, monkeypat
     result = CliRunner().invoke(main, ["run", str(exp), "-q", "--resume"])
     assert result.exit_code == 2 and "different experiment" in result.output
     assert (tmp_path / "results" / "sweep.partial").exists()  # kept for the user to decide
+
+
+def test_python_api_run_and_train(tmp_path, monkeypatch):
+    import gradvar
+
+    monkeypatch.chdir(tmp_path)
+    exp = write(tmp_path / "api.toml", SMALL)
+    target = gradvar.run(exp)
+    assert target == Path("results") / "api" and (target / "results.csv").exists()
+    table = gradvar.train(problem="bump", estimator="exact", steps=1)
+    assert list(table["step"].unique()) == [0, 1]

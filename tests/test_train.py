@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradvar import train
+from gradvar import training
 from gradvar.cli import main
 
 Z_TOL = 5.0  # standard errors; two-sided false alarm about 6e-7 per check under normality
@@ -21,7 +21,7 @@ def bump_objective(m, x=np.arange(5.0), w=np.arange(1.0, 6.0)):
 
 
 def test_bump_exact_first_step_is_gradient_ascent_with_the_true_gradient():
-    df = train.train("bump", estimator="exact", steps=2, lr=1.0)
+    df = training.train("bump", estimator="exact", steps=2, lr=1.0)
     m = df[df["param"] == "m"].set_index("step")
     h = 1e-6
     fd = (bump_objective(2 + h) - bump_objective(2 - h)) / (2 * h)
@@ -33,7 +33,7 @@ def test_bump_exact_first_step_is_gradient_ascent_with_the_true_gradient():
 
 
 def test_bump_train_positions_updates_x_with_the_true_gradient():
-    df = train.train("bump", estimator="exact", steps=1, lr=1.0, train_positions=True)
+    df = training.train("bump", estimator="exact", steps=1, lr=1.0, train_positions=True)
     x0 = np.arange(5.0)
     h = 1e-6
     for j in range(5):
@@ -44,7 +44,7 @@ def test_bump_train_positions_updates_x_with_the_true_gradient():
 
 
 def test_bernoulli_toy_exact_descends_with_the_tiny_true_gradient():
-    df = train.train("bernoulli-toy", estimator="exact", seed="0", steps=50)
+    df = training.train("bernoulli-toy", estimator="exact", seed="0", steps=50)
     first = df[df["step"] == 0].iloc[0]
     assert first["grad"] == pytest.approx(0.0005, rel=1e-9)  # (1 - 2t) p (1 - p) at logit 0
     assert first["objective"] == pytest.approx(0.5 * 0.501 ** 2 + 0.5 * 0.499 ** 2, rel=1e-12)
@@ -55,7 +55,7 @@ def test_bernoulli_toy_exact_descends_with_the_tiny_true_gradient():
 def test_grad_var_matches_the_exact_score_function_variance():
     """Near logit 0 the sf variance is E[f^2 (b - p)^2] - g^2 = 0.015625... (enumeration);
     averaging grad_var over seeds and early steps gives a precise check."""
-    df = train.train("bernoulli-toy", estimator="sf", seed="0,1,2,3", steps=30)
+    df = training.train("bernoulli-toy", estimator="sf", seed="0,1,2,3", steps=30)
     early = df[df["step"] < 30]
     assert early["value"].abs().max() < 0.5  # still near logit 0
     p = 1 / (1 + np.exp(-early["value"].to_numpy()))
@@ -68,14 +68,14 @@ def test_grad_var_matches_the_exact_score_function_variance():
 
 
 def test_the_loo_baseline_needs_and_gets_batch_two():
-    df = train.train("bernoulli-toy", estimator="sf-baseline", baseline="loo", seed="0", steps=3)
+    df = training.train("bernoulli-toy", estimator="sf-baseline", baseline="loo", seed="0", steps=3)
     assert set(df["batch"]) == {2}
 
 
 def test_same_seed_same_trajectory():
-    a = train.train("bernoulli-toy", estimator="gumbel-softmax", seed="3", steps=20)
-    b = train.train("bernoulli-toy", estimator="gumbel-softmax", seed="3", steps=20)
-    c = train.train("bernoulli-toy", estimator="gumbel-softmax", seed="4", steps=20)
+    a = training.train("bernoulli-toy", estimator="gumbel-softmax", seed="3", steps=20)
+    b = training.train("bernoulli-toy", estimator="gumbel-softmax", seed="3", steps=20)
+    c = training.train("bernoulli-toy", estimator="gumbel-softmax", seed="4", steps=20)
     assert a.equals(b) and not a.equals(c)
 
 

@@ -129,10 +129,8 @@ def run_command(files, run_all, out, quiet, resume):
         target = out or default_target(path)
         common.note(f"== {path} -> {target}/", quiet)
         t0 = time.perf_counter()
-        execute = _module(experiment["command"]).execute
-        extra = {"resume": resume} if "resume" in inspect.signature(execute).parameters else {}
         try:
-            execute(dict(experiment), out=target, force=True, quiet=quiet, **extra)
+            _execute(experiment, target, resume, quiet)
         except click.UsageError as err:
             raise click.UsageError(f"{path}: {err.message}") from None
         timings.append((path, time.perf_counter() - t0))
@@ -141,3 +139,17 @@ def run_command(files, run_all, out, quiet, resume):
         for path, seconds in timings:
             click.echo(f"  {seconds:8.1f} s  {path}")
         click.echo(f"  {sum(s for _, s in timings):8.1f} s  total")
+
+
+def run_experiment(path, out=None, resume=False, quiet=True):
+    """Python API (``gradvar.run``): run one experiment file; return its results folder."""
+    target = Path(out) if out is not None else default_target(path)
+    _execute(load(path), target, resume, quiet)
+    return target
+
+
+def _execute(experiment, target, resume, quiet):
+    """Run a loaded experiment into ``target``, replacing it once the new one is complete."""
+    execute = _module(experiment["command"]).execute
+    extra = {"resume": resume} if "resume" in inspect.signature(execute).parameters else {}
+    execute(dict(experiment), out=target, force=True, quiet=quiet, **extra)

@@ -56,12 +56,12 @@ def train_command(problem, estimator, seed, steps, lr, optimizer, batch, tau, ba
 
 def resolve(experiment):
     """The experiment with every default filled in (valid input for a re-run)."""
-    from .. import spec, train
+    from .. import spec, training
 
     problem = experiment.get("problem") or "bump"
-    if problem not in train.PROBLEMS:
-        raise spec.SpecError(f"unknown problem {problem!r}." + spec.suggest(problem, train.PROBLEMS))
-    defaults = train.PROBLEMS[problem].defaults
+    if problem not in training.PROBLEMS:
+        raise spec.SpecError(f"unknown problem {problem!r}." + spec.suggest(problem, training.PROBLEMS))
+    defaults = training.PROBLEMS[problem].defaults
     resolved = {"command": "train", "problem": problem}
     for key in ("estimator", "seed", "steps", "lr", "optimizer", "tau", "baseline"):
         value = experiment.get(key)
@@ -82,9 +82,9 @@ def execute(experiment, out=None, force=False, quiet=False):
     with common.usage_errors():
         resolved = resolve(experiment)
         target = common.target_folder(out, "train", force)
-        from .. import train
+        from .. import training
 
-        train.validate(**_arguments(resolved))
+        training.validate(**_arguments(resolved))
 
     def on_step(est, seed, step, params, objective):
         if resolved["problem"] == "bump" and not quiet:
@@ -93,7 +93,7 @@ def execute(experiment, out=None, force=False, quiet=False):
 
     with common.running_errors():
         t0 = time.perf_counter()
-        table = train.train(on_step=on_step, **_arguments(resolved))
+        table = training.train(on_step=on_step, **_arguments(resolved))
         seconds = time.perf_counter() - t0
         meta = {"experiment": resolved, **io.versions(), "command_line": common.command_line(),
                 "started": started, "seconds": round(seconds, 3)}
