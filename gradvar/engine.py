@@ -48,7 +48,7 @@ BLOCK_CHUNKS = 1024  # chunks per block: the progress granularity (17M estimates
 BLOCK_RECORDS = 2 ** 16  # and at most this many chunk records times P per block (memory)
 TASK_CHUNKS = 4  # chunks a worker thread takes from the queue at a time
 SCRATCH_MAX = 16  # cells with at most this many coordinates and scratch width get literal sizes
-PILOT_SIZE = 10_000  # samples in the independent pilot batch of the mean/optimal baselines
+PILOT_SIZE = 100_000  # samples in the independent pilot batch of the mean/optimal baselines
 _SOURCES = ("jit.py", "rng.py", "families.py", "objectives.py", "estimators.py",
             "moments.py", "engine.py")
 
