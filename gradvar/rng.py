@@ -25,6 +25,8 @@ _S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(
 _LOW8 = np.uint64(255)
 _RETRY = np.uint64(0xD1B54A32D192ED03)
 _TWO_M52 = 2.0 ** -52
+_TWO_M51 = 2.0 ** -51
+_SYM = 2.0 ** -52 - 1.0  # exact: 2 u - 1 = floor(b / 2^12) 2^-51 + (2^-52 - 1)
 
 
 def _mix_py(z):
@@ -58,6 +60,13 @@ def to_open01(b):
     rounded to exactly 1.0 (an infinite Gumbel).
     """
     return (float(b >> _S12) + 0.5) * _TWO_M52
+
+
+@kernel
+def to_sym(b):
+    """2 to_open01(b) - 1, a uniform in (-1, 1), bit for bit, in one product and one sum:
+    both round the same exact value floor(b / 2^12) 2^-51 - 1 + 2^-52 once."""
+    return float(b >> _S12) * _TWO_M51 + _SYM
 
 
 @kernel
@@ -114,7 +123,7 @@ def normal(key, counter, zig):
     this fast path inlines into the estimator loops.
     """
     b = bits(key, counter)
-    u = 2.0 * to_open01(b) - 1.0
+    u = to_sym(b)
     i = int(b & _LOW8)
     if abs(u) < zig[_ZR + i]:
         return u * zig[i]
@@ -147,7 +156,7 @@ def _normal_retry(key, counter, zig, u, i):
             return x
         k = k + _RETRY  # a fresh attempt, on bits no earlier step used
         b = bits(k, counter)
-        u = 2.0 * to_open01(b) - 1.0
+        u = to_sym(b)
         i = int(b & _LOW8)
         if abs(u) < zig[_ZR + i]:
             return u * zig[i]
