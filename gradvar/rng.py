@@ -6,8 +6,9 @@ threads, so results do not depend on the thread count or the scheduling, and an
 estimator's noise does not depend on which other estimators run beside it.
 
 Streams: ``stream_key(seed, stream)`` gives independent keys for the main Monte Carlo
-draws (``MAIN``) and the baseline pilot batch (``PILOT``).  Normal variates use
-Doornik's ZIGNOR ziggurat (128 layers), whose rare retries draw from derived keys.
+draws (``MAIN``) and the baseline pilot batch (``PILOT``).  Normal variates use a
+256-layer ziggurat (Marsaglia & Tsang's constants, Doornik's ZIGNOR layout), whose rare
+retries draw from derived keys.
 """
 import math
 
@@ -21,9 +22,11 @@ GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(12)
-_LOW7 = np.uint64(127)
+_LOW8 = np.uint64(255)
 _RETRY = np.uint64(0xD1B54A32D192ED03)
 _TWO_M52 = 2.0 ** -52
+_TWO_M51 = 2.0 ** -51
+_SYM = 2.0 ** -52 - 1.0  # exact: 2 u - 1 = floor(b / 2^12) 2^-51 + (2^-52 - 1)
 
 
 def _mix_py(z):
@@ -60,6 +63,13 @@ def to_open01(b):
 
 
 @kernel
+def to_sym(b):
+    """2 to_open01(b) - 1, a uniform in (-1, 1), bit for bit, in one product and one sum:
+    both round the same exact value floor(b / 2^12) 2^-51 - 1 + 2^-52 once."""
+    return float(b >> _S12) * _TWO_M51 + _SYM
+
+
+@kernel
 def uniform(key, counter):
     """U(0, 1) from the open interval: never 0, never 1."""
     return to_open01(bits(key, counter))
@@ -78,8 +88,11 @@ def logistic(key, counter):
     return math.log(u) - math.log1p(-u)
 
 
-def _ziggurat_tables(layers=128, r=3.442619855899, v=9.91256303526217e-3):
-    """Doornik (2005) ZIGNOR tables: layer abscissae x and acceptance ratios x[i+1]/x[i]."""
+def _ziggurat_tables(layers=256, r=3.6541528853610088, v=0.00492867323399):
+    """Ziggurat tables in Doornik's (2005) ZIGNOR layout, for ``layers`` layers of area v
+    (256 layers: Marsaglia & Tsang 2000): layer abscissae x_0..x_layers (x_0 = v / f(r) the
+    base layer's pseudo-width, x_1 = r, x_layers = 0), acceptance ratios x_{i+1} / x_i and
+    the density f(x_i) = exp(-x_i^2 / 2) at every abscissa (for the wedge test)."""
     x = np.zeros(layers + 1)
     f = math.exp(-0.5 * r * r)
     x[0] = v / f
@@ -87,27 +100,31 @@ def _ziggurat_tables(layers=128, r=3.442619855899, v=9.91256303526217e-3):
     for i in range(2, layers):
         x[i] = math.sqrt(-2.0 * math.log(v / x[i - 1] + f))
         f = math.exp(-0.5 * x[i] * x[i])
-    return x, x[1:] / x[:-1]
+    dens = np.array([math.exp(-0.5 * xi * xi) for xi in x])
+    return x, x[1:] / x[:-1], dens
 
 
-ZIG_R = 3.442619855899
+ZIG_LAYERS = 256
+ZIG_R = 3.6541528853610088
 # The tables travel as kernel arguments: a global array inside a parallel kernel becomes a
-# "dynamic global" that blocks Numba's on-disk cache.  ZIGGURAT = [x_0..x_128, ratio_0..ratio_127].
+# "dynamic global" that blocks Numba's on-disk cache.
+# ZIGGURAT = [x_0..x_256, ratio_0..ratio_255, f(x_0)..f(x_256)].
 ZIGGURAT = np.concatenate(_ziggurat_tables())
-_ZR = 129  # offset of the ratios in ZIGGURAT
+_ZR = 257  # offset of the ratios in ZIGGURAT
+_ZF = 513  # offset of the densities f(x_i)
 
 
 @kernel
 def normal(key, counter, zig):
-    """Standard normal by the ziggurat (``zig`` = ZIGGURAT): one 64-bit draw in 97% of cases.
+    """Standard normal by the ziggurat (``zig`` = ZIGGURAT): one 64-bit draw in 98.5% of cases.
 
-    Bits 0-6 pick the layer, bits 12-63 the uniform u in (-1, 1); accept u x_i when
+    Bits 0-7 pick the layer, bits 12-63 the uniform u in (-1, 1); accept u x_i when
     |u| < x_{i+1} / x_i.  The rare rest is in :func:`_normal_retry`, kept out of line so that
     this fast path inlines into the estimator loops.
     """
     b = bits(key, counter)
-    u = 2.0 * to_open01(b) - 1.0
-    i = int(b & _LOW7)
+    u = to_sym(b)
+    i = int(b & _LOW8)
     if abs(u) < zig[_ZR + i]:
         return u * zig[i]
     return _normal_retry(key, counter, zig, u, i)
@@ -115,7 +132,7 @@ def normal(key, counter, zig):
 
 @kernel(inline="never")  # rare: keep it out of the hot loop
 def _normal_retry(key, counter, zig, u, i):
-    """Wedge and tail of the ziggurat (Doornik 2005), then fresh attempts.
+    """Wedge and tail of the ziggurat (Marsaglia & Tsang 2000), then fresh attempts.
 
     Attempt r draws from the derived keys key + r R, so the variate stays a pure function of
     (key, counter) and never reuses another draw's bits.
@@ -132,14 +149,14 @@ def _normal_retry(key, counter, zig, u, i):
                     return xt - ZIG_R if u < 0.0 else ZIG_R - xt
                 k = k + _RETRY
         x = u * zig[i]
-        f0 = math.exp(-0.5 * (zig[i] * zig[i] - x * x))
-        f1 = math.exp(-0.5 * (zig[i + 1] * zig[i + 1] - x * x))
-        k = k + _RETRY
-        if f1 + uniform(k, counter) * (f0 - f1) < 1.0:
+        # the wedge: a uniform height between f(x_i) and f(x_{i+1}) below the density at x
+        f0 = zig[_ZF + i]
+        f1 = zig[_ZF + i + 1]
+        if f1 + uniform(k, counter) * (f0 - f1) < math.exp(-0.5 * x * x):
             return x
         k = k + _RETRY  # a fresh attempt, on bits no earlier step used
         b = bits(k, counter)
-        u = 2.0 * to_open01(b) - 1.0
-        i = int(b & _LOW7)
+        u = to_sym(b)
+        i = int(b & _LOW8)
         if abs(u) < zig[_ZR + i]:
             return u * zig[i]
