@@ -314,6 +314,16 @@ def baseline_aux(module, cell, baseline, seed, p):
     return aux
 
 
+def estimator_aux(module, cell, estimator, baseline, seed, exact_grad):
+    """What the estimator kernel reads from ``aux``: the exact gradient for a deterministic
+    estimator, the baseline for one with a baseline option, else zeros."""
+    if estimator.deterministic:
+        return np.asarray(exact_grad, dtype=float)
+    if "baseline" in estimator.options:
+        return baseline_aux(module, cell, baseline, seed, len(cell.coords))
+    return np.zeros(1 + len(cell.coords))
+
+
 def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progress=None):
     """Run n estimates of ``estimator`` in ``cell``; return their :class:`Moments`.
 
@@ -341,12 +351,7 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
         module.pilot(fp, objp, key, 0, cell.width, p, np.zeros(1 + 2 * p))
     t0 = time.perf_counter()
     with np.errstate(over="ignore"):  # uint64 wrap-around is intended (pure-Python mode)
-        if estimator.name == "exact":
-            aux = np.asarray(exact_grad, dtype=float)
-        elif "baseline" in estimator.options:
-            aux = baseline_aux(module, cell, baseline, seed, p)
-        else:
-            aux = np.zeros(1 + p)
+        aux = estimator_aux(module, cell, estimator, baseline, seed, exact_grad)
         head = (fp, objp, float(cell.tau), aux, key, int(cell.batch), int(n), size)
         for chunk0 in range(0, nchunks, block):
             count = min(block, nchunks - chunk0)
@@ -380,12 +385,7 @@ def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=
     key = rng.stream_key(seed, rng.MAIN)
     buf = np.empty((n, p))
     with np.errstate(over="ignore"):
-        if estimator.name == "exact":
-            aux = np.asarray(exact_grad, dtype=float)
-        elif "baseline" in estimator.options:
-            aux = baseline_aux(module, cell, baseline, seed, p)
-        else:
-            aux = np.zeros(1 + p)
+        aux = estimator_aux(module, cell, estimator, baseline, seed, exact_grad)
         module.fill(cell.fp(), cell.objp(), float(cell.tau), aux, key, int(cell.batch), int(start),
                     np.empty((6, cell.width)), buf)
     return buf

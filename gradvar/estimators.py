@@ -115,7 +115,7 @@ def st_gumbel(fp, objp, tau, aux, key, counter0, batch, work, g):
 
 
 @estimator("exact", "the exact gradient (closed form, quadrature or enumeration), variance 0",
-           "grad E[f]")
+           "grad E[f]", deterministic=True)
 @kernel
 def exact(fp, objp, tau, aux, key, counter0, batch, work, g):
     """g = the exact gradient, prepared by the engine in aux."""

@@ -160,7 +160,7 @@ def exact_moments(cell, est, baseline="mean"):
     """(mean, variance of one estimate) of ``est`` in ``cell``, NaN where unknown."""
     p = len(cell.coords)
     nan = np.full(p, np.nan)
-    if est.name == "exact":
+    if est.deterministic:
         return exact_gradient(cell), np.zeros(p)
     if est.requires == "relax":
         return relaxed_moments(cell, est)

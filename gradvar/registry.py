@@ -99,6 +99,7 @@ class Estimator:
     unbiased_for: str = "exact"
     options: tuple = ()
     min_batch: Callable = field(default=lambda options: 1)
+    deterministic: bool = False  # returns the exact gradient (prepared in aux), variance 0
 
 
 FAMILIES = {}
@@ -128,12 +129,12 @@ def objective(family, name, params=(), summary="", formula="", exact_mean=None, 
 
 
 def estimator(name, summary, formula, requires=None, unbiased_for="exact", options=(),
-              min_batch=lambda options: 1):
+              min_batch=lambda options: 1, deterministic=False):
     """Decorator registering an estimator kernel with the shared signature."""
 
     def wrap(kern):
         ESTIMATORS[name] = Estimator(name, summary, formula, kern, requires, unbiased_for,
-                                     tuple(options), min_batch)
+                                     tuple(options), min_batch, deterministic)
         return kern
 
     return wrap

@@ -152,7 +152,7 @@ def trajectory(problem, est, seed, steps, lr, optimizer, batch, tau, baseline,
         grads = var = None
         if step < steps:
             exact = reference.exact_gradient(cell)
-            raw = engine.estimates(cell, est, 1 if est.name == "exact" else replicates,
+            raw = engine.estimates(cell, est, 1 if est.deterministic else replicates,
                                    step_seed(seed, step), baseline=baseline, exact_grad=exact)
             chained = problem.chain(params, raw)
             grads = {k: v[0] for k, v in chained.items()}

@@ -58,7 +58,7 @@ def default_estimators(family):
     if fam is None:
         return None  # spec.plan names the problem
     return [name for name, est in registry.ESTIMATORS.items()
-            if name != "exact" and registry.applicable(est, fam)]
+            if not est.deterministic and registry.applicable(est, fam)]
 
 
 def build_plan(experiment):
