@@ -338,5 +338,14 @@ def _discrete(name):
     return draw
 
 
+def train_plots(results, folder):
+    """``training.png`` of a ``gradvar train`` folder (see :mod:`gradvar.plots_train`)."""
+    from .plots_train import plot_training
+
+    plot_training(results, Path(folder) / "training.png")
+    return ["training.png"]
+
+
 PLOTTERS = {"compare": compare_plots, "pick-one": pick_one_plots,
-            "sweep-tau": _discrete("sweep_tau_plots"), "gumbel-max": _discrete("gumbel_max_plots")}
+            "sweep-tau": _discrete("sweep_tau_plots"), "gumbel-max": _discrete("gumbel_max_plots"),
+            "train": train_plots}

@@ -106,3 +106,14 @@ def test_train_command_prints_m_and_writes_the_folder(tmp_path, monkeypatch):
                    "grad_var"]:
         assert column in header
     assert (tmp_path / "out" / "training.png").stat().st_size > 10_000
+
+
+def test_plot_redraws_a_training_folder(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", "--problem", "bump", "--estimator", "exact", "--steps", "2",
+                                "--out", "t", "--no-plot"]).exit_code == 0
+    assert not (tmp_path / "t" / "training.png").exists()
+    result = runner.invoke(main, ["plot", "t"])
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "t" / "training.png").stat().st_size > 10_000

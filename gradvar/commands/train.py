@@ -101,10 +101,9 @@ def execute(experiment, out=None, force=False, quiet=False):
         with io.atomic_folder(target, force=force) as tmp:
             io.write_csv(table, tmp / "results.csv")
             if not resolved["no-plot"]:
-                from ..plots_train import plot_training
+                from .. import plots
 
-                plot_training(table, tmp / "training.png")
-                files.append("training.png")
+                files += plots.train_plots(table, tmp)
             files.append("meta.json")
             meta.update(finished=io.now(), files=files)
             io.write_json(meta, tmp / "meta.json")
