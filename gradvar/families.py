@@ -59,6 +59,7 @@ register_family(Family(
     coords=lambda values: ["mu", "sigma"],
     noise=normal_noise, score=normal_score, path=normal_path, vjp=normal_vjp,
     state_size=lambda dim: 1,
+    default_objective="quadratic",
 ))
 
 
@@ -145,6 +146,7 @@ register_family(Family(
     coords=lambda values: [f"logits[{j}]" for j in range(len(np.atleast_1d(values["logits"])))],
     noise=categorical_noise, score=categorical_score, path=categorical_path, vjp=categorical_vjp,
     state_size=lambda dim: dim,
+    default_objective="squared",
 ))
 
 
@@ -201,4 +203,5 @@ register_family(Family(
     coords=lambda values: ["logit"],
     noise=bernoulli_noise, score=bernoulli_score, path=bernoulli_path, vjp=bernoulli_vjp,
     state_size=lambda dim: 1,
+    default_objective="squared",
 ))

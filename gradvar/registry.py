@@ -53,6 +53,7 @@ class Family:
     path: object
     vjp: object
     state_size: Callable  # D -> length of the noise state
+    default_objective: str = ""  # the objective a command uses when none is given
 
 
 @dataclass(frozen=True)

@@ -133,7 +133,7 @@ def plan(family="normal", objective=None, estimator=None, baseline="mean", sampl
     fam = registry.FAMILIES[family]
     objectives = registry.objectives_for(family)
     if objective is None:
-        objective = "quadratic" if family == "normal" else "squared"
+        objective = fam.default_objective
     if objective not in objectives:
         raise SpecError(f"unknown objective {objective!r} for family {family!r}."
                         + suggest(objective, objectives))
