@@ -17,6 +17,7 @@ Timings on a shared machine are noisy: every line reports the load average and t
 the process actually got (CPU seconds / wall seconds; 2.0 means both cores); with
 ``--repeat N`` each case runs N times and the fastest run is reported (all are listed).
 """
+
 import argparse
 import json
 import os
@@ -31,7 +32,8 @@ import numpy as np
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
-from gradvar import engine, registry  # noqa: E402
+from gradvar import engine  # noqa: E402
+from gradvar.model import registry  # noqa: E402
 
 MU, SIGMA, K = 1.0, 1.0, 0.0
 EXACT = {"sf": ((2.0, 2.0), (30.0, 136.0)), "reparam": ((2.0, 2.0), (4.0, 12.0))}
@@ -60,12 +62,13 @@ def categorical_cell(k, tau=0.5):
     fam = registry.FAMILIES["categorical"]
     obj = registry.OBJECTIVES[("categorical", "squared")]
     logits = np.linspace(1.0, -1.0, k)
-    return engine.Cell(fam, {"logits": logits}, obj, {"w": np.arange(1.0, k + 1.0), "t": 0.499},
-                       tau=tau)
+    return engine.Cell(
+        fam, {"logits": logits}, obj, {"w": np.arange(1.0, k + 1.0), "t": 0.499}, tau=tau
+    )
 
 
 # --- the NumPy references --------------------------------------------------------------
-def numpy_normal(est, n, seed=0, chunk=10 ** 6):
+def numpy_normal(est, n, seed=0, chunk=10**6):
     """sf or reparam on normal/quadratic, chunked; returns (mean, variance) per coordinate."""
     gen = np.random.default_rng(seed)
     s1, s2 = np.zeros(2), np.zeros(2)
@@ -88,7 +91,7 @@ def numpy_normal(est, n, seed=0, chunk=10 ** 6):
     return mean, (s2 - n * mean * mean) / (n - 1)
 
 
-def numpy_gumbel_softmax(cell, n, seed=0, chunk_values=10 ** 6):
+def numpy_gumbel_softmax(cell, n, seed=0, chunk_values=10**6):
     """Gumbel-Softmax on categorical/squared: g = y * (v - y.v) / tau, v = grad f(y)."""
     o = np.asarray(cell.family_values["logits"], dtype=float)
     w, t, tau = cell.objective_values["w"], cell.objective_values["t"], cell.tau
@@ -137,8 +140,16 @@ def engine_rate(cell, est_name, n, threads, repeat=1):
     for _ in range(repeat):
         mom, wall, cpu, ld = timed(lambda: engine.simulate(cell, est, n, 0))
         var = mom.moments[:, 1] / (mom.n_finite - 1)
-        runs.append(dict(rate=n / mom.seconds, seconds=mom.seconds, cpu=cpu, load=ld,
-                         mean=mom.moments[:, 0], var=var))
+        runs.append(
+            dict(
+                rate=n / mom.seconds,
+                seconds=mom.seconds,
+                cpu=cpu,
+                load=ld,
+                mean=mom.moments[:, 0],
+                var=var,
+            )
+        )
     return best(runs)
 
 
@@ -162,9 +173,11 @@ def line(label, r, base=None):
     others = ""
     if len(r.get("rates", ())) > 1:
         others = "  (all runs: " + ", ".join(f"{x / 1e6:.1f}" for x in r["rates"]) + ")"
-    return (f"  {label:<22} {r['rate'] / 1e6:9.1f} M/s {ratio}  {r['seconds']:7.2f} s  "
-            f"cpu {r['cpu']:4.2f}  load {r['load']:4.2f}  mean {fmt_vec(r['mean'])} "
-            f"var {fmt_vec(r['var'])}{others}")
+    return (
+        f"  {label:<22} {r['rate'] / 1e6:9.1f} M/s {ratio}  {r['seconds']:7.2f} s  "
+        f"cpu {r['cpu']:4.2f}  load {r['load']:4.2f}  mean {fmt_vec(r['mean'])} "
+        f"var {fmt_vec(r['var'])}{others}"
+    )
 
 
 # --- subprocess children -------------------------------------------------------------------
@@ -192,8 +205,17 @@ def child_memory(spec):
     traced = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps(dict(n=int(float(n)), peak_mb=peak / 1024, before_mb=before / 1024,
-                          traced_mb=traced / 2 ** 20, seconds=mom.seconds)))
+    print(
+        json.dumps(
+            dict(
+                n=int(float(n)),
+                peak_mb=peak / 1024,
+                before_mb=before / 1024,
+                traced_mb=traced / 2**20,
+                seconds=mom.seconds,
+            )
+        )
+    )
 
 
 COMBOS = [("quadratic", "sf"), ("cosine", "reparam"), ("linear", "sf-baseline")]
@@ -210,44 +232,61 @@ def child_compile(_):
         t = time.perf_counter()
         engine.simulate(cell, registry.ESTIMATORS[est], 1000, 0)
         seconds = time.perf_counter() - t
-        module = engine.compiled(cell.family, cell.objective, registry.ESTIMATORS[est],
-                                 (len(cell.coords), cell.width))
+        module = engine.compiled(
+            cell.family, cell.objective, registry.ESTIMATORS[est], (len(cell.coords), cell.width)
+        )
         stats = module.run_chunks.stats
-        out["runs"].append(dict(combo=f"{est}/{objective}", seconds=seconds,
-                                cache_hits=sum(stats.cache_hits.values()),
-                                cache_misses=sum(stats.cache_misses.values())))
+        out["runs"].append(
+            dict(
+                combo=f"{est}/{objective}",
+                seconds=seconds,
+                cache_hits=sum(stats.cache_hits.values()),
+                cache_misses=sum(stats.cache_misses.values()),
+            )
+        )
     print(json.dumps(out))
 
 
 # --- the sections ----------------------------------------------------------------------------
 def normal_section(args):
-    print(f"normal/quadratic, mu={MU}, sigma={SIGMA}, k={K}: engine n={args.samples:.0e}, "
-          f"NumPy n={args.numpy_samples:.0e} (chunks of 1e6, one core)")
+    print(
+        f"normal/quadratic, mu={MU}, sigma={SIGMA}, k={K}: engine n={args.samples:.0e}, "
+        f"NumPy n={args.numpy_samples:.0e} (chunks of 1e6, one core)"
+    )
     summary = {}
     for est in ("sf", "reparam"):
         cell = normal_cell()
         print(f" {est}   (exact mean {EXACT[est][0]}, exact var {EXACT[est][1]})")
-        base = numpy_rate(lambda: numpy_normal(est, args.numpy_samples), args.numpy_samples,
-                          lambda: numpy_normal(est, 2 * 10 ** 6, seed=1), args.repeat)
+        base = numpy_rate(
+            lambda est=est: numpy_normal(est, args.numpy_samples),
+            args.numpy_samples,
+            lambda est=est: numpy_normal(est, 2 * 10**6, seed=1),
+            args.repeat,
+        )
         print(line("numpy", base))
         for threads in args.threads:
             r = engine_rate(cell, est, args.samples, threads, args.repeat)
-            print(line(f"engine, {threads} thread{'s' if threads > 1 else ''}", r, base["rate"]),
-                  flush=True)
+            print(
+                line(f"engine, {threads} thread{'s' if threads > 1 else ''}", r, base["rate"]),
+                flush=True,
+            )
             summary[(est, threads)] = r["rate"] / base["rate"]
     return summary
 
 
 def memory_section(args):
-    small, large = 10 ** 6, args.samples
-    print(f"peak memory (ru_maxrss of a fresh process; sf, 2 threads): n={small:.0e} vs "
-          f"n={large:.0e}")
+    small, large = 10**6, args.samples
+    print(
+        f"peak memory (ru_maxrss of a fresh process; sf, 2 threads): n={small:.0e} vs n={large:.0e}"
+    )
     a = child(["--child-memory", f"normal:sf:{small}:2"])
     b = child(["--child-memory", f"normal:sf:{large}:2"])
     for r in (a, b):
-        print(f"  n={r['n']:.0e}: peak RSS {r['peak_mb']:7.1f} MB (after warm-up "
-              f"{r['before_mb']:7.1f} MB); peak of the run's own allocations "
-              f"{r['traced_mb']:.2f} MB (tracemalloc); {r['seconds']:.2f} s")
+        print(
+            f"  n={r['n']:.0e}: peak RSS {r['peak_mb']:7.1f} MB (after warm-up "
+            f"{r['before_mb']:7.1f} MB); peak of the run's own allocations "
+            f"{r['traced_mb']:.2f} MB (tracemalloc); {r['seconds']:.2f} s"
+        )
     print(f"  difference {b['peak_mb'] - a['peak_mb']:+.1f} MB (target: within 50 MB)")
 
 
@@ -256,48 +295,64 @@ def compile_section(args):
         env = dict(GRADVAR_CACHE_DIR=tmp, NUMBA_CACHE_DIR=tmp)
         first = child(["--child-compile", "x"], env)
         second = child(["--child-compile", "x"], env)
-    print("compilation (fresh process, empty GRADVAR_CACHE_DIR and NUMBA_CACHE_DIR; "
-          "seconds of the first simulate of each combination)")
+    print(
+        "compilation (fresh process, empty GRADVAR_CACHE_DIR and NUMBA_CACHE_DIR; "
+        "seconds of the first simulate of each combination)"
+    )
     print(f"  importing numba: {first['import_numba']:.2f} s")
-    for a, b in zip(first["runs"], second["runs"]):
-        print(f"  {a['combo']:<24} new: {a['seconds']:5.2f} s (cache misses {a['cache_misses']})"
-              f"   second process: {b['seconds']:5.2f} s (cache hits {b['cache_hits']}, "
-              f"misses {b['cache_misses']})")
+    for a, b in zip(first["runs"], second["runs"], strict=False):
+        print(
+            f"  {a['combo']:<24} new: {a['seconds']:5.2f} s (cache misses {a['cache_misses']})"
+            f"   second process: {b['seconds']:5.2f} s (cache hits {b['cache_hits']}, "
+            f"misses {b['cache_misses']})"
+        )
     print("  target: a new combination < 3 s; a repeated run pays no compilation")
 
 
 def categorical_section(args):
     import numba
 
-    print(f"categorical gumbel-softmax, squared objective, tau=0.5 (issue 4)")
+    print("categorical gumbel-softmax, squared objective, tau=0.5 (issue 4)")
     cell = categorical_cell(10)
     n, nn = args.cat_samples, args.cat_numpy_samples
     print(f" 10 classes: engine n={n:.0e}, NumPy n={nn:.0e}")
-    base = numpy_rate(lambda: numpy_gumbel_softmax(cell, nn), nn,
-                      lambda: numpy_gumbel_softmax(cell, 2 * 10 ** 5, seed=1), args.repeat)
+    base = numpy_rate(
+        lambda: numpy_gumbel_softmax(cell, nn),
+        nn,
+        lambda: numpy_gumbel_softmax(cell, 2 * 10**5, seed=1),
+        args.repeat,
+    )
     print(line("numpy", base))
     ratios = {}
     for threads in args.threads:
         r = engine_rate(cell, "gumbel-softmax", n, threads, args.repeat)
-        print(line(f"engine, {threads} thread{'s' if threads > 1 else ''}", r, base["rate"]),
-              flush=True)
+        print(
+            line(f"engine, {threads} thread{'s' if threads > 1 else ''}", r, base["rate"]),
+            flush=True,
+        )
         ratios[threads] = r["rate"] / base["rate"]
-    print(f"  target: >= 5x NumPy")
+    print("  target: >= 5x NumPy")
     big = categorical_cell(1000)
     n = args.cat_big_samples
     r = engine_rate(big, "gumbel-softmax", n, max(args.threads))
-    print(f" 1000 classes, n={n:.0e}: {r['rate'] / 1e3:.1f} k estimates/s, {r['seconds']:.2f} s, "
-          f"cpu {r['cpu']:.2f}, load {r['load']:.2f}")
+    print(
+        f" 1000 classes, n={n:.0e}: {r['rate'] / 1e3:.1f} k estimates/s, {r['seconds']:.2f} s, "
+        f"cpu {r['cpu']:.2f}, load {r['load']:.2f}"
+    )
     size, _ = engine.chunking(n, 1000)
-    print(f"  chunk buffer {size} x 1000 values per thread ({size * 1000 * 8 / 2 ** 20:.1f} MB); "
-          f"the kernel is compiled without NRT, so it cannot allocate")
+    print(
+        f"  chunk buffer {size} x 1000 values per thread ({size * 1000 * 8 / 2**20:.1f} MB); "
+        f"the kernel is compiled without NRT, so it cannot allocate"
+    )
     # chunks hold min(16384, 2^19 / P, n / 32) estimates: from n = 32 x 524 on at 1000 classes
     # the buffers have their final size, so compare n and 2n beyond that
-    n0 = max(n, 2 * 10 ** 4)
+    n0 = max(n, 2 * 10**4)
     for m in (n0, 2 * n0):
         res = child(["--child-memory", f"categorical:gumbel-softmax:{m}:{max(args.threads)}:1000"])
-        print(f"  n={res['n']:.0e}: peak RSS {res['peak_mb']:7.1f} MB (after warm-up "
-              f"{res['before_mb']:7.1f} MB); run's own allocations {res['traced_mb']:.2f} MB")
+        print(
+            f"  n={res['n']:.0e}: peak RSS {res['peak_mb']:7.1f} MB (after warm-up "
+            f"{res['before_mb']:7.1f} MB); run's own allocations {res['traced_mb']:.2f} MB"
+        )
     numba.set_num_threads(max(args.threads))
     return ratios
 
@@ -305,13 +360,20 @@ def categorical_section(args):
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--samples", type=float, default=1e9, help="engine estimates (default 1e9)")
-    ap.add_argument("--numpy-samples", type=float, default=None,
-                    help="NumPy estimates (default samples / 10)")
+    ap.add_argument(
+        "--numpy-samples", type=float, default=None, help="NumPy estimates (default samples / 10)"
+    )
     ap.add_argument("--threads", default="1,2", help="thread counts for the engine (default 1,2)")
     ap.add_argument("--quick", action="store_true", help="a small run (n = 2e7 / 2e6)")
-    ap.add_argument("--repeat", type=int, default=1,
-                    help="time each case this many times and report the fastest (default 1)")
-    ap.add_argument("--skip", default="", help="sections to skip: normal,memory,compile,categorical")
+    ap.add_argument(
+        "--repeat",
+        type=int,
+        default=1,
+        help="time each case this many times and report the fastest (default 1)",
+    )
+    ap.add_argument(
+        "--skip", default="", help="sections to skip: normal,memory,compile,categorical"
+    )
     ap.add_argument("--child-memory", help=argparse.SUPPRESS)
     ap.add_argument("--child-compile", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -322,19 +384,22 @@ def main():
     if args.quick:
         args.samples = min(args.samples, 2e7)
     args.samples = int(args.samples)
-    args.numpy_samples = int(args.numpy_samples or max(10 ** 6, args.samples // 10))
+    args.numpy_samples = int(args.numpy_samples or max(10**6, args.samples // 10))
     args.threads = [int(t) for t in args.threads.split(",")]
-    args.cat_samples = 10 ** 6 if args.quick else 10 ** 7
-    args.cat_numpy_samples = 2 * 10 ** 5 if args.quick else 10 ** 6
-    args.cat_big_samples = 10 ** 4 if args.quick else 10 ** 5
+    args.cat_samples = 10**6 if args.quick else 10**7
+    args.cat_numpy_samples = 2 * 10**5 if args.quick else 10**6
+    args.cat_big_samples = 10**4 if args.quick else 10**5
     skip = set(args.skip.split(","))
 
-    import numba
     import platform
 
-    print(f"gradvar engine benchmark: {platform.processor() or platform.machine()}, "
-          f"{os.cpu_count()} CPUs, numba {numba.__version__}, numpy {np.__version__}, "
-          f"load average {os.getloadavg()[0]:.2f}")
+    import numba
+
+    print(
+        f"gradvar engine benchmark: {platform.processor() or platform.machine()}, "
+        f"{os.cpu_count()} CPUs, numba {numba.__version__}, numpy {np.__version__}, "
+        f"load average {os.getloadavg()[0]:.2f}"
+    )
     results = {}
     if "normal" not in skip:
         results = normal_section(args)
@@ -344,16 +409,22 @@ def main():
         compile_section(args)
     cat = categorical_section(args) if "categorical" not in skip else {}
     if results or cat:
-        print("summary (ratio to NumPy on one core; targets: sf >= 8x, reparam >= 7x with 2 "
-              "threads; gumbel-softmax 10 classes >= 5x)")
+        print(
+            "summary (ratio to NumPy on one core; targets: sf >= 8x, reparam >= 7x with 2 "
+            "threads; gumbel-softmax 10 classes >= 5x)"
+        )
         targets = {"sf": 8.0, "reparam": 7.0, "gumbel-softmax": 5.0}
         rows = [(est, threads, ratio) for (est, threads), ratio in results.items()]
         rows += [("gumbel-softmax", threads, ratio) for threads, ratio in cat.items()]
         for est, threads, ratio in rows:
             verdict = ""
             if threads == 2:
-                verdict = "  met" if ratio >= targets[est] else f"  MISSED (target {targets[est]:g}x)"
-            print(f"  {est:<15} {threads} thread{'s' if threads > 1 else ' '}  {ratio:6.2f}x{verdict}")
+                verdict = (
+                    "  met" if ratio >= targets[est] else f"  MISSED (target {targets[est]:g}x)"
+                )
+            print(
+                f"  {est:<15} {threads} thread{'s' if threads > 1 else ' '}  {ratio:6.2f}x{verdict}"
+            )
 
 
 if __name__ == "__main__":

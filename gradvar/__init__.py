@@ -7,13 +7,18 @@ The public API mirrors the CLI, with the same names for the same concepts:
 ``gradvar.registry`` and the Gumbel distribution in ``gradvar.gumbel``.  Imports are lazy
 so that ``gradvar --help`` never loads numba or matplotlib.
 """
+
 import importlib
 
 __version__ = "0.1.0"
 __all__ = ["compare", "sweep_tau", "gumbel_max", "train", "run"]
-_API = {"compare": ("api", "compare"), "sweep_tau": ("sweeptau", "sweep_tau"),
-        "gumbel_max": ("gumbelmax", "gumbel_max"), "train": ("training", "train"),
-        "run": ("commands.run", "run_experiment")}
+_API = {
+    "compare": ("studies.compare", "compare"),
+    "sweep_tau": ("studies.sweep_tau", "sweep_tau"),
+    "gumbel_max": ("studies.gumbel_max", "gumbel_max"),
+    "train": ("studies.train", "train"),
+    "run": ("cli.run", "run_experiment"),
+}
 
 
 def __getattr__(name):

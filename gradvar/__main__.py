@@ -1,3 +1,3 @@
-from .cli import entry
+from gradvar.cli import entry
 
 entry(prog_name="gradvar")

@@ -8,7 +8,7 @@ Location mu, scale beta > 0, z = (x - mu) / beta:
 
 Sampling is by the inverse cdf from uniforms in the *open* interval (0, 1): a uniform of
 exactly 0 or 1 would give an infinite variate, and patching it with ``log(u + 1e-20)``
-distorts the tail.  The kernels draw the same way from :mod:`gradvar.rng`; this module is
+distorts the tail.  The kernels draw the same way from :mod:`gradvar.kernels.rng`; this module is
 the readable NumPy version for the Python API, the demos and the tests, checked against
 ``scipy.stats.gumbel_r``.
 
@@ -19,12 +19,13 @@ Example
 >>> float(gumbel.cdf(gumbel.ppf(0.3, 1.0, 2.0), 1.0, 2.0))
 0.3
 """
+
 import math
 
 import numpy as np
 
 EULER_GAMMA = float(np.euler_gamma)
-_TWO_M52 = 2.0 ** -52
+_TWO_M52 = 2.0**-52
 
 
 def _check_scale(scale):
@@ -73,18 +74,18 @@ def mean(loc=0.0, scale=1.0):
 
 def var(loc=0.0, scale=1.0):
     """``pi^2 beta^2 / 6`` (independent of the location)."""
-    return math.pi ** 2 * _check_scale(scale) ** 2 / 6.0
+    return math.pi**2 * _check_scale(scale) ** 2 / 6.0
 
 
 def open_uniform(size=None, rng=None):
     """Uniforms strictly inside (0, 1): ``(m + 1/2) 2^-52`` with m uniform on 0 .. 2^52 - 1.
 
-    The same lattice as the kernels' :func:`gradvar.rng.to_open01`: every value is an
+    The same lattice as the kernels' :func:`gradvar.kernels.rng.to_open01`: every value is an
     exact double between 2^-53 and 1 - 2^-53, so neither 0 nor 1 can occur (NumPy's
     ``Generator.random`` can return 0).
     """
     gen = np.random.default_rng(rng)
-    m = gen.integers(0, 2 ** 52, size=size, dtype=np.int64)
+    m = gen.integers(0, 2**52, size=size, dtype=np.int64)
     return (m + 0.5) * _TWO_M52
 
 

@@ -5,6 +5,7 @@ only when everything in it is complete, so an interrupted or failed run never le
 half-written ``DIR``.  An existing ``DIR`` is replaced only when asked (``force``), and the
 old folder stays in place until the new one is complete.
 """
+
 import csv
 import datetime
 import json
@@ -84,10 +85,14 @@ def versions():
     import numba
     import numpy
 
-    from . import __version__
+    from gradvar import __version__
 
-    return {"gradvar": __version__, "numpy": numpy.__version__, "numba": numba.__version__,
-            "python": sys.version.split()[0]}
+    return {
+        "gradvar": __version__,
+        "numpy": numpy.__version__,
+        "numba": numba.__version__,
+        "python": sys.version.split()[0],
+    }
 
 
 def write_json(data, path):
@@ -226,7 +231,7 @@ def parameter_columns(frame):
     cols = list(frame.columns)
     if "baseline" not in cols or "param" not in cols:
         return []
-    return cols[cols.index("baseline") + 1:cols.index("param")]
+    return cols[cols.index("baseline") + 1 : cols.index("param")]
 
 
 def swept_columns(frame):
@@ -242,7 +247,7 @@ def cell_index(frame):
     a new cell starts where an (estimator, param) pair repeats.  Needs the CSV alone.
     """
     ids, seen, cell = [], set(), 0
-    for key in zip(frame["estimator"], frame["param"]):
+    for key in zip(frame["estimator"], frame["param"], strict=False):
         if key in seen:
             cell += 1
             seen = set()

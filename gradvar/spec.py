@@ -3,6 +3,7 @@
 Everything a user can get wrong is checked here and raised as :class:`SpecError` with a
 one-line message naming the problem; the CLI turns it into a usage error (exit status 2).
 """
+
 import difflib
 import itertools
 import math
@@ -10,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import registry
+from gradvar.model import registry
 
 
 class SpecError(ValueError):
@@ -40,7 +41,9 @@ def parse_values(text, name="value"):
             start, stop = float(start), float(stop)
             if log:
                 if start <= 0 or stop <= 0:
-                    raise SpecError(f"{name}: log:START:STOP:COUNT needs START, STOP > 0, got {text!r}")
+                    raise SpecError(
+                        f"{name}: log:START:STOP:COUNT needs START, STOP > 0, got {text!r}"
+                    )
                 values = np.geomspace(start, stop, count)
             else:
                 values = np.linspace(start, stop, count)
@@ -56,8 +59,10 @@ def parse_values(text, name="value"):
     except SpecError:
         raise
     except ValueError:
-        raise SpecError(f"{name}: cannot parse {text!r}; expected numbers like 1,2,3 or "
-                        "START:STOP:COUNT or log:START:STOP:COUNT") from None
+        raise SpecError(
+            f"{name}: cannot parse {text!r}; expected numbers like 1,2,3 or "
+            "START:STOP:COUNT or log:START:STOP:COUNT"
+        ) from None
     if not values:
         raise SpecError(f"{name}: empty list")
     return values
@@ -86,8 +91,11 @@ def estimators_for(estimator, family):
     """The registry entries named by ``estimator`` (list or comma text; all applicable ones
     when empty), each checked to be known and applicable to ``family`` (a Family)."""
     registry.load()
-    names = estimator if isinstance(estimator, (list, tuple)) else (
-        [e.strip() for e in str(estimator).split(",") if e.strip()] if estimator else None)
+    names = (
+        estimator
+        if isinstance(estimator, (list, tuple))
+        else ([e.strip() for e in str(estimator).split(",") if e.strip()] if estimator else None)
+    )
     if not names:
         names = [n for n, e in registry.ESTIMATORS.items() if registry.applicable(e, family)]
     ests = []
@@ -96,9 +104,11 @@ def estimators_for(estimator, family):
             raise SpecError(f"unknown estimator {name!r}." + suggest(name, registry.ESTIMATORS))
         est = registry.ESTIMATORS[name]
         if not registry.applicable(est, family):
-            raise SpecError(f"estimator {name!r} needs the {est.requires!r} capability, which family "
-                            f"{family.name!r} does not have (it has: "
-                            f"{', '.join(sorted(family.capabilities))})")
+            raise SpecError(
+                f"estimator {name!r} needs the {est.requires!r} capability, which family "
+                f"{family.name!r} does not have (it has: "
+                f"{', '.join(sorted(family.capabilities))})"
+            )
         if est not in ests:
             ests.append(est)
     return ests
@@ -119,13 +129,25 @@ class Plan:
 
     @property
     def param_columns(self):
-        return [p.name for p in self.family.params] + [p.name for p in self.objective.params] + ["tau"]
+        return (
+            [p.name for p in self.family.params] + [p.name for p in self.objective.params] + ["tau"]
+        )
 
 
-def plan(family="normal", objective=None, estimator=None, baseline="mean", samples=1_000_000,
-         batch=1, seed=0, tau=None, sets=None, **family_values):
+def plan(
+    family="normal",
+    objective=None,
+    estimator=None,
+    baseline="mean",
+    samples=1_000_000,
+    batch=1,
+    seed=0,
+    tau=None,
+    sets=None,
+    **family_values,
+):
     """Validate options and expand sweeps into cells.  Values may be lists or option text."""
-    from .engine import Cell
+    from gradvar.engine import Cell
 
     registry.load()
     if family not in registry.FAMILIES:
@@ -135,8 +157,10 @@ def plan(family="normal", objective=None, estimator=None, baseline="mean", sampl
     if objective is None:
         objective = fam.default_objective
     if objective not in objectives:
-        raise SpecError(f"unknown objective {objective!r} for family {family!r}."
-                        + suggest(objective, objectives))
+        raise SpecError(
+            f"unknown objective {objective!r} for family {family!r}."
+            + suggest(objective, objectives)
+        )
     obj = objectives[objective]
     ests = estimators_for(estimator, fam)
     if baseline not in registry.BASELINES:
@@ -150,8 +174,10 @@ def plan(family="normal", objective=None, estimator=None, baseline="mean", sampl
 
     unknown = set(family_values) - {p.name for p in fam.params}
     if unknown:
-        raise SpecError(f"family {family!r} has no parameter {sorted(unknown)[0]!r}; its parameters: "
-                        + ", ".join(p.name for p in fam.params))
+        raise SpecError(
+            f"family {family!r} has no parameter {sorted(unknown)[0]!r}; its parameters: "
+            + ", ".join(p.name for p in fam.params)
+        )
     axes = {}  # name -> list of values (scalar sweeps) or [vector]
     for p in fam.params:
         raw = family_values.get(p.name)
@@ -172,8 +198,10 @@ def plan(family="normal", objective=None, estimator=None, baseline="mean", sampl
     allowed = {p.name: p for p in obj.params}
     for key in sets:
         if key not in allowed:
-            raise SpecError(f"objective {objective!r} has no parameter {key!r}; its parameters: "
-                            + (", ".join(allowed) or "none"))
+            raise SpecError(
+                f"objective {objective!r} has no parameter {key!r}; its parameters: "
+                + (", ".join(allowed) or "none")
+            )
     for name, p in allowed.items():
         raw = sets.get(name)
         values = p.default_for(dim) if raw is None else parse_values(raw, name)
@@ -199,16 +227,25 @@ def plan(family="normal", objective=None, estimator=None, baseline="mean", sampl
         for e in ests:
             need = e.min_batch({"baseline": baseline})
             if b < need:
-                raise SpecError(f"estimator {e.name!r} with baseline {baseline!r} needs batch >= {need}, "
-                                f"got {b} (use --batch {need})")
+                raise SpecError(
+                    f"estimator {e.name!r} with baseline {baseline!r} needs batch >= {need}, "
+                    f"got {b} (use --batch {need})"
+                )
     axes["batch"] = batches
 
     order = list(axes)
     cells = []
     for combo in itertools.product(*(axes[k] for k in order)):
-        values = dict(zip(order, combo))
-        cells.append(Cell(fam, {p.name: values[p.name] for p in fam.params}, obj,
-                          {p.name: values[p.name] for p in obj.params},
-                          tau=values["tau"], batch=int(values["batch"])))
+        values = dict(zip(order, combo, strict=False))
+        cells.append(
+            Cell(
+                fam,
+                {p.name: values[p.name] for p in fam.params},
+                obj,
+                {p.name: values[p.name] for p in obj.params},
+                tau=values["tau"],
+                batch=int(values["batch"]),
+            )
+        )
     swept = [k for k in order if len(axes[k]) > 1]
     return Plan(fam, obj, ests, baseline, cells, samples, seed, swept)

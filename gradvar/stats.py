@@ -6,6 +6,7 @@ and MSE = bias^2 + var.  Per estimator and cell: total variance (trace), squared
 ||mean - exact||^2 and MSE, with 95% jackknife intervals over contiguous groups of
 estimates (batch means), which need no normality and no cross-moments.
 """
+
 import math
 
 import numpy as np
@@ -37,9 +38,18 @@ def coordinate_stats(mom, exact_grad, exact_var):
     bias = mean - exact_grad
     with np.errstate(divide="ignore", invalid="ignore"):
         bias_z = np.where(sem > 0, bias / np.where(sem > 0, sem, 1.0), np.nan)
-    return dict(grad_mean=mean, grad_var=var, grad_sem=sem, var_ci_low=low, var_ci_high=high,
-                exact_grad=exact_grad, exact_var=np.asarray(exact_var, dtype=float), bias=bias,
-                bias_z=bias_z, mse=bias * bias + var)
+    return dict(
+        grad_mean=mean,
+        grad_var=var,
+        grad_sem=sem,
+        var_ci_low=low,
+        var_ci_high=high,
+        exact_grad=exact_grad,
+        exact_var=np.asarray(exact_var, dtype=float),
+        bias=bias,
+        bias_z=bias_z,
+        mse=bias * bias + var,
+    )
 
 
 def _pooled(counts, means, m2s):
@@ -74,8 +84,12 @@ def summary_stats(mom, exact_grad):
     g = len(counts)
     if g >= 3:
         idx = np.arange(g)
-        loo = np.array([_aggregates(counts[idx != i], means[idx != i], m2s[idx != i], exact_grad)
-                        for i in range(g)])
+        loo = np.array(
+            [
+                _aggregates(counts[idx != i], means[idx != i], m2s[idx != i], exact_grad)
+                for i in range(g)
+            ]
+        )
         se = np.sqrt((g - 1) / g * ((loo - loo.mean(0)) ** 2).sum(0))
         half = float(_sp.stdtrit(g - 1, 0.5 + LEVEL / 2)) * se
     else:

@@ -18,6 +18,7 @@ it: the same checks reject them.
 Helpers are imported by the test modules with ``from conftest import ...`` (pytest puts
 ``tests/`` on ``sys.path``).
 """
+
 import math
 import os
 import subprocess
@@ -27,7 +28,8 @@ from dataclasses import dataclass
 import numpy as np
 import pytest
 
-from gradvar import engine, reference, registry, stats
+from gradvar import engine, stats, truth
+from gradvar.model import registry
 
 Z_TOL = 5.0
 FALSE_ALARM = math.erfc(Z_TOL / math.sqrt(2.0))  # 5.7e-7 two-sided, per check
@@ -46,7 +48,8 @@ def family_defaults(family):
 def make_cell(family="normal", objective="quadratic", batch=1, tau=0.5, obj=None, **values):
     """A :class:`gradvar.engine.Cell` with registry defaults for every value not given.
 
-    ``obj`` may be an :class:`gradvar.registry.Objective` not in the registry (test objectives).
+    ``obj`` may be an :class:`gradvar.model.registry.Objective` not in the registry
+    (test objectives).
     """
     fam = registry.FAMILIES[family]
     fam_values = {}
@@ -58,8 +61,14 @@ def make_cell(family="normal", objective="quadratic", batch=1, tau=0.5, obj=None
     obj_values = {p.name: p.default_for(dim) for p in objective_.params}
     unknown = set(values) - set(obj_values)
     assert not unknown, f"not a parameter of {family}/{objective_.name}: {unknown}"
-    obj_values.update({k: (np.asarray(v, dtype=float) if p.vector else float(v))
-                       for p in objective_.params for k, v in values.items() if k == p.name})
+    obj_values.update(
+        {
+            k: (np.asarray(v, dtype=float) if p.vector else float(v))
+            for p in objective_.params
+            for k, v in values.items()
+            if k == p.name
+        }
+    )
     return engine.Cell(fam, fam_values, objective_, obj_values, tau=float(tau), batch=int(batch))
 
 
@@ -88,9 +97,9 @@ class Run:
 def exact_var_given_aux(cell, est, aux):
     """Exact variance of one estimate with ``aux`` (e.g. the pilot baseline) held fixed:
     the estimator's own kernel on injected quadrature nodes / outcomes, as in reference.py."""
-    states_of, _, needs_nodes = reference.INJECTION[cell.family.name]
+    states_of, _, needs_nodes = truth.INJECTION[cell.family.name]
     states, weights = states_of(cell.family_values, 160 if needs_nodes else 0)
-    g = reference._per_sample(cell, est, states, np.asarray(aux, dtype=float))
+    g = truth._per_sample(cell, est, states, np.asarray(aux, dtype=float))
     mean = weights @ g
     return weights @ (g - mean) ** 2 / cell.batch
 
@@ -98,9 +107,9 @@ def exact_var_given_aux(cell, est, aux):
 def simulate(cell, est, n, seed, baseline="mean"):
     """Run ``est`` (an Estimator or a registry name) through the engine; stats and truth."""
     est = registry.ESTIMATORS[est] if isinstance(est, str) else est
-    exact_grad = reference.exact_gradient(cell)
+    exact_grad = truth.exact_gradient(cell)
     mom = engine.simulate(cell, est, n, seed, baseline=baseline, exact_grad=exact_grad)
-    _, oracle_var = reference.exact_moments(cell, est, baseline)
+    _, oracle_var = truth.exact_moments(cell, est, baseline)
     exact_var = oracle_var
     if "baseline" in est.options and baseline != "loo" and np.all(np.isfinite(oracle_var)):
         exact_var = exact_var_given_aux(cell, est, mom.aux)
@@ -127,11 +136,15 @@ def check_mean(run, exact=None, powered=False, what="mean"):
             continue
         z = (mean[j] - exact[j]) / sem[j]
         if not abs(z) < Z_TOL:
-            problems.append(f"coord {j}: {what} {mean[j]:.6g} vs exact {exact[j]:.6g}, "
-                            f"z = {z:.2f} (sem {sem[j]:.3g})")
+            problems.append(
+                f"coord {j}: {what} {mean[j]:.6g} vs exact {exact[j]:.6g}, "
+                f"z = {z:.2f} (sem {sem[j]:.3g})"
+            )
         if powered and exact[j] != 0.0:
             assert Z_TOL * sem[j] <= 0.5 * abs(exact[j]), (
-                f"coord {j}: underpowered, sem {sem[j]:.3g} cannot reject a factor 2 of {exact[j]:.3g}")
+                f"coord {j}: underpowered, sem {sem[j]:.3g} cannot reject a factor 2 "
+                f"of {exact[j]:.3g}"
+            )
     assert not problems, "; ".join(problems)
 
 
@@ -150,11 +163,15 @@ def check_variance(run, exact_var=None, powered=True):
             continue
         z = (var[j] - exact_var[j]) / se[j]
         if not abs(z) < Z_TOL:
-            problems.append(f"coord {j}: variance {var[j]:.6g} vs exact {exact_var[j]:.6g}, "
-                            f"z = {z:.2f} (se {se[j]:.3g})")
+            problems.append(
+                f"coord {j}: variance {var[j]:.6g} vs exact {exact_var[j]:.6g}, "
+                f"z = {z:.2f} (se {se[j]:.3g})"
+            )
         if powered and exact_var[j] > 0:
             assert Z_TOL * se[j] <= 0.5 * exact_var[j], (
-                f"coord {j}: underpowered, se {se[j]:.3g} cannot reject a factor 2 of {exact_var[j]:.3g}")
+                f"coord {j}: underpowered, se {se[j]:.3g} cannot reject a factor 2 "
+                f"of {exact_var[j]:.3g}"
+            )
     assert not problems, "; ".join(problems)
 
 
@@ -173,9 +190,11 @@ def run_python(code, env=None, timeout=300):
     """Run ``code`` in a fresh interpreter (tests/ on the path); return its stdout."""
     full_env = {**os.environ, **(env or {})}
     full_env["PYTHONPATH"] = os.pathsep.join(
-        [TESTS_DIR, ROOT] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else []))
-    proc = subprocess.run([sys.executable, "-c", code], env=full_env, capture_output=True,
-                          text=True, timeout=timeout)
+        [TESTS_DIR, ROOT] + ([full_env["PYTHONPATH"]] if full_env.get("PYTHONPATH") else [])
+    )
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=full_env, capture_output=True, text=True, timeout=timeout
+    )
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
 

@@ -3,6 +3,7 @@
 Runs are tiny (SAMPLES estimates) and reuse a few (family, objective, estimator) kernels, so
 after the first compilation the file runs in seconds.
 """
+
 import csv
 import json
 import math
@@ -14,16 +15,34 @@ from pathlib import Path
 import pytest
 from click.testing import CliRunner
 
-from gradvar import api
-from gradvar.cli import main
-from gradvar.commands import common, compare
+from gradvar.cli import common, compare, main
+from gradvar.studies import compare as api
 
 SAMPLES = "2000"
 README = Path(__file__).resolve().parents[1] / "README.md"
-CONTRACT_COLUMNS = ["family", "objective", "estimator", "baseline", "param", "n", "batch", "seed",
-                    "grad_mean", "grad_var", "grad_sem", "var_ci_low", "var_ci_high",
-                    "exact_grad", "exact_var", "bias", "bias_z", "mse", "nonfinite", "seconds",
-                    "estimates_per_s"]
+CONTRACT_COLUMNS = [
+    "family",
+    "objective",
+    "estimator",
+    "baseline",
+    "param",
+    "n",
+    "batch",
+    "seed",
+    "grad_mean",
+    "grad_var",
+    "grad_sem",
+    "var_ci_low",
+    "var_ci_high",
+    "exact_grad",
+    "exact_var",
+    "bias",
+    "bias_z",
+    "mse",
+    "nonfinite",
+    "seconds",
+    "estimates_per_s",
+]
 
 
 @pytest.fixture
@@ -64,7 +83,7 @@ def test_help_and_version(run):
 def test_every_command_has_help_with_an_example(run, name):
     result = run(name, "--help")
     assert result.exit_code == 0
-    example = result.output[result.output.find("Example"):]
+    example = result.output[result.output.find("Example") :]
     assert re.search(r"^Examples?:\n(\s+gradvar .*\n)+", example), result.output
     assert f"gradvar {name}" in example
 
@@ -76,11 +95,13 @@ def test_every_command_is_documented_in_the_readme():
 
 
 def test_help_imports_neither_numba_nor_matplotlib_nor_pandas():
-    code = ("import sys\nfrom click.testing import CliRunner\nfrom gradvar.cli import main\n"
-            "for name in [None, *main.commands]:\n"
-            "    CliRunner().invoke(main, [name, '--help'] if name else ['--help'])\n"
-            "print(sorted(m for m in ('numba', 'matplotlib', 'pandas', 'scipy', 'tqdm')"
-            " if m in sys.modules))")
+    code = (
+        "import sys\nfrom click.testing import CliRunner\nfrom gradvar.cli import main\n"
+        "for name in [None, *main.commands]:\n"
+        "    CliRunner().invoke(main, [name, '--help'] if name else ['--help'])\n"
+        "print(sorted(m for m in ('numba', 'matplotlib', 'pandas', 'scipy', 'tqdm')"
+        " if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
 
@@ -97,7 +118,11 @@ def test_compare_defaults_write_the_results_folder(run, tmp_path):
     [folder] = (tmp_path / "results").iterdir()
     assert folder.name.startswith("compare-")
     assert sorted(p.name for p in folder.iterdir()) == [
-        "meta.json", "results.csv", "summary.csv", "variance.png"]
+        "meta.json",
+        "results.csv",
+        "summary.csv",
+        "variance.png",
+    ]
     table = rows(folder / "results.csv")
     assert set(CONTRACT_COLUMNS) <= set(table[0]) and {"mu", "sigma", "k"} <= set(table[0])
     assert {r["estimator"] for r in table} == {"sf", "sf-baseline", "reparam"}
@@ -106,38 +131,82 @@ def test_compare_defaults_write_the_results_folder(run, tmp_path):
     assert (first["n"], first["mu"], first["sigma"], first["k"]) == ("2000", "1.0", "1.0", "0.0")
     assert first["tau"] == "" and float(first["exact_grad"]) == 2.0  # d/dmu (mu - k)^2 = 2
     assert "sf-baseline" in {r["estimator"] for r in rows(folder / "summary.csv")}
-    for header in ("estimate ± sem", "exact", "variance [95% CI]", "exact var", "MSE",
-                   "estimates/s"):
+    for header in (
+        "estimate ± sem",
+        "exact",
+        "variance [95% CI]",
+        "exact var",
+        "MSE",
+        "estimates/s",
+    ):
         assert header in result.output
     assert str(Path("results") / folder.name / "results.csv") in result.output
     assert result.stderr == ""  # --quiet
 
 
 def test_meta_json_holds_the_resolved_experiment(run, tmp_path):
-    result = run("compare", "--estimator", "sf,reparam", "--samples", "2e3", "--seed", 7,
-                 "--threads", 1, "--out", "out", "--no-plot")
+    result = run(
+        "compare",
+        "--estimator",
+        "sf,reparam",
+        "--samples",
+        "2e3",
+        "--seed",
+        7,
+        "--threads",
+        1,
+        "--out",
+        "out",
+        "--no-plot",
+    )
     assert result.exit_code == 0, result.output
     meta = json.loads((tmp_path / "out" / "meta.json").read_text())
     assert meta["experiment"] == {
-        "command": "compare", "family": "normal", "objective": "quadratic",
-        "estimator": ["sf", "reparam"], "baseline": "mean", "mu": 1.0, "sigma": 1.0,
-        "set": {"k": 0.0}, "batch": 1, "samples": 2000, "seed": 7, "threads": 1,
-        "no-plot": True}
+        "command": "compare",
+        "family": "normal",
+        "objective": "quadratic",
+        "estimator": ["sf", "reparam"],
+        "baseline": "mean",
+        "mu": 1.0,
+        "sigma": 1.0,
+        "set": {"k": 0.0},
+        "batch": 1,
+        "samples": 2000,
+        "seed": 7,
+        "threads": 1,
+        "no-plot": True,
+    }
     for key in ("gradvar", "numpy", "numba", "command_line", "threads", "started", "finished"):
         assert key in meta
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == [
-        "meta.json", "results.csv", "summary.csv"]
+        "meta.json",
+        "results.csv",
+        "summary.csv",
+    ]
     # the experiment object re-runs to the same numbers
     compare.execute(meta["experiment"], out=tmp_path / "again", quiet=True)
     assert without_timing(tmp_path / "out/results.csv") == without_timing(
-        tmp_path / "again/results.csv")
+        tmp_path / "again/results.csv"
+    )
 
 
 def test_same_seed_same_results_with_one_or_two_threads(run, tmp_path):
     for threads in (1, 2):
-        result = run("compare", "--mu", "0,2", "--estimator", "sf,sf-baseline,reparam",
-                     "--samples", 40_000, "--threads", threads, "--out", f"t{threads}", "-q",
-                     "--no-plot")
+        result = run(
+            "compare",
+            "--mu",
+            "0,2",
+            "--estimator",
+            "sf,sf-baseline,reparam",
+            "--samples",
+            40_000,
+            "--threads",
+            threads,
+            "--out",
+            f"t{threads}",
+            "-q",
+            "--no-plot",
+        )
         assert result.exit_code == 0, result.output
     one = without_timing(tmp_path / "t1/results.csv")
     two = without_timing(tmp_path / "t2/results.csv")
@@ -145,8 +214,18 @@ def test_same_seed_same_results_with_one_or_two_threads(run, tmp_path):
 
 
 def test_compare_sweep_table_and_plot(run, tmp_path):
-    result = run("compare", "--mu", "-1:1:3", "--estimator", "sf,reparam", "--samples", SAMPLES,
-                 "--out", "sweep", "-q")
+    result = run(
+        "compare",
+        "--mu",
+        "-1:1:3",
+        "--estimator",
+        "sf,reparam",
+        "--samples",
+        SAMPLES,
+        "--out",
+        "sweep",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     table = rows(tmp_path / "sweep/results.csv")
     assert len(table) == 3 * 2 * 2
@@ -155,36 +234,88 @@ def test_compare_sweep_table_and_plot(run, tmp_path):
     assert "Variance of one estimate of d/dsigma" in result.output
     assert (tmp_path / "sweep/variance-vs-mu.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "sweep/meta.json").read_text())["experiment"]["mu"] == [
-        -1.0, 0.0, 1.0]
+        -1.0,
+        0.0,
+        1.0,
+    ]
 
 
 def test_set_sweeps_and_sets_objective_parameters(run, tmp_path):
-    result = run("compare", "--set", "k=-1,1", "--sigma", "0.5,2", "--estimator", "reparam",
-                 "--samples", SAMPLES, "--out", "k", "-q")
+    result = run(
+        "compare",
+        "--set",
+        "k=-1,1",
+        "--sigma",
+        "0.5,2",
+        "--estimator",
+        "reparam",
+        "--samples",
+        SAMPLES,
+        "--out",
+        "k",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     table = rows(tmp_path / "k/results.csv")
     assert {(r["sigma"], r["k"]) for r in table} == {
-        ("0.5", "-1.0"), ("0.5", "1.0"), ("2.0", "-1.0"), ("2.0", "1.0")}
+        ("0.5", "-1.0"),
+        ("0.5", "1.0"),
+        ("2.0", "-1.0"),
+        ("2.0", "1.0"),
+    }
     assert float(table[0]["exact_grad"]) == 2 * (1 - -1)  # d/dmu (z - k)^2 at mu = 1, k = -1
     # two swept parameters: x is the one with more values (ties: the first), a figure per
     # value of the other
     assert sorted(p.name for p in (tmp_path / "k").glob("*.png")) == [
-        "variance-vs-sigma-k=-1.png", "variance-vs-sigma-k=1.png"]
+        "variance-vs-sigma-k=-1.png",
+        "variance-vs-sigma-k=1.png",
+    ]
 
 
 def test_objective_and_batch_options(run, tmp_path):
-    result = run("compare", "--objective", "linear", "--set", "a=3", "--estimator",
-                 "sf-baseline", "--baseline", "loo", "--batch", 2, "--samples", SAMPLES,
-                 "--out", "lin", "-q", "--no-plot")
+    result = run(
+        "compare",
+        "--objective",
+        "linear",
+        "--set",
+        "a=3",
+        "--estimator",
+        "sf-baseline",
+        "--baseline",
+        "loo",
+        "--batch",
+        2,
+        "--samples",
+        SAMPLES,
+        "--out",
+        "lin",
+        "-q",
+        "--no-plot",
+    )
     assert result.exit_code == 0, result.output
     table = rows(tmp_path / "lin/results.csv")
     assert {(r["objective"], r["a"], r["baseline"], r["batch"]) for r in table} == {
-        ("linear", "3.0", "loo", "2")}
+        ("linear", "3.0", "loo", "2")
+    }
 
 
 def test_categorical_and_bernoulli(run, tmp_path):
-    result = run("compare", "--family", "categorical", "--logits", "1,0,-1", "--estimator",
-                 "sf,gumbel-softmax", "--tau", "0.5", "--samples", SAMPLES, "--out", "cat", "-q")
+    result = run(
+        "compare",
+        "--family",
+        "categorical",
+        "--logits",
+        "1,0,-1",
+        "--estimator",
+        "sf,gumbel-softmax",
+        "--tau",
+        "0.5",
+        "--samples",
+        SAMPLES,
+        "--out",
+        "cat",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     table = rows(tmp_path / "cat/results.csv")
     assert [r["param"] for r in table[:3]] == ["logits[0]", "logits[1]", "logits[2]"]
@@ -193,8 +324,20 @@ def test_categorical_and_bernoulli(run, tmp_path):
     meta = json.loads((tmp_path / "cat/meta.json").read_text())["experiment"]
     assert meta["logits"] == [1.0, 0.0, -1.0] and meta["tau"] == 0.5
     assert meta["set"] == {"w": [1.0, 2.0, 3.0], "t": 0.499}
-    result = run("compare", "--family", "bernoulli", "--logit", "-1,1", "--estimator", "sf",
-                 "--samples", SAMPLES, "--out", "ber", "-q")
+    result = run(
+        "compare",
+        "--family",
+        "bernoulli",
+        "--logit",
+        "-1,1",
+        "--estimator",
+        "sf",
+        "--samples",
+        SAMPLES,
+        "--out",
+        "ber",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     table = rows(tmp_path / "ber/results.csv")
     assert [(r["param"], r["logit"]) for r in table] == [("logit", "-1.0"), ("logit", "1.0")]
@@ -202,14 +345,26 @@ def test_categorical_and_bernoulli(run, tmp_path):
 
 
 def test_tau_sweep_keeps_tau_free_estimators_as_references(run, tmp_path):
-    result = run("compare", "--family", "categorical", "--estimator", "sf,gumbel-softmax",
-                 "--tau", "log:0.1:1:3", "--samples", SAMPLES, "--out", "tau", "-q")
+    result = run(
+        "compare",
+        "--family",
+        "categorical",
+        "--estimator",
+        "sf,gumbel-softmax",
+        "--tau",
+        "log:0.1:1:3",
+        "--samples",
+        SAMPLES,
+        "--out",
+        "tau",
+        "-q",
+    )
     assert result.exit_code == 0, result.output
     table = rows(tmp_path / "tau/results.csv")
     assert len(table) == 3 * 2 * 3
     assert {r["tau"] for r in table if r["estimator"] == "sf"} == {""}
     taus = [float(r["tau"]) for r in table if r["estimator"] == "gumbel-softmax"][::3]
-    assert taus == pytest.approx([0.1, 10 ** -0.5, 1.0], rel=1e-12)
+    assert taus == pytest.approx([0.1, 10**-0.5, 1.0], rel=1e-12)
     assert "Variance of one estimate of d/dlogits[2]" in result.output
     assert (tmp_path / "tau/variance-vs-tau.png").stat().st_size > 10_000
 
@@ -221,8 +376,9 @@ def test_existing_folder_is_kept_unless_force(run, tmp_path):
     result = run("compare", "--samples", SAMPLES, "--out", "out", "-q")
     assert result.exit_code == 2 and "already exists" in result.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["mine.txt"]
-    result = run("compare", "--estimator", "reparam", "--samples", SAMPLES, "--out", "out",
-                 "--force", "-q")
+    result = run(
+        "compare", "--estimator", "reparam", "--samples", SAMPLES, "--out", "out", "--force", "-q"
+    )
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "out" / "mine.txt").exists()
     assert (tmp_path / "out" / "results.csv").exists()
@@ -260,8 +416,12 @@ BAD_INPUT = [
 
 @pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
 def test_bad_input_exits_2_and_writes_nothing(run, tmp_path, args, message):
-    result = run("compare", *args, "--samples" if "--samples" not in args else "--seed",
-                 SAMPLES if "--samples" not in args else "0")
+    result = run(
+        "compare",
+        *args,
+        "--samples" if "--samples" not in args else "--seed",
+        SAMPLES if "--samples" not in args else "0",
+    )
     assert result.exit_code == 2, result.output
     error = [line for line in result.output.splitlines() if line.startswith("Error:")]
     assert len(error) == 1 and message in error[0], result.output
@@ -279,7 +439,7 @@ def test_failure_while_running_exits_1_and_leaves_nothing(run, tmp_path, monkeyp
 
 
 def test_failure_while_writing_leaves_no_half_folder(run, tmp_path, monkeypatch):
-    from gradvar import plots
+    from gradvar.plots import compare as plots
 
     def broken(results, folder):
         (Path(folder) / "variance.png").write_text("half")
@@ -300,8 +460,12 @@ def test_progress_bar_is_silent_when_quiet():
 
 # --- plot ---------------------------------------------------------------------------------
 def test_plot_redraws_from_the_csv(run, tmp_path):
-    assert run("compare", "--estimator", "sf,reparam", "--samples", SAMPLES, "--out", "p",
-               "-q").exit_code == 0
+    assert (
+        run(
+            "compare", "--estimator", "sf,reparam", "--samples", SAMPLES, "--out", "p", "-q"
+        ).exit_code
+        == 0
+    )
     png = tmp_path / "p" / "variance.png"
     png.unlink()
     (tmp_path / "p" / "meta.json").unlink()  # the CSV alone is enough
@@ -311,8 +475,22 @@ def test_plot_redraws_from_the_csv(run, tmp_path):
 
 
 def test_plot_redraws_sweeps_and_pick_one(run, tmp_path):
-    assert run("compare", "--estimator", "reparam", "--sigma", "1,2", "--samples", SAMPLES,
-               "--out", "s", "-q", "--no-plot").exit_code == 0
+    assert (
+        run(
+            "compare",
+            "--estimator",
+            "reparam",
+            "--sigma",
+            "1,2",
+            "--samples",
+            SAMPLES,
+            "--out",
+            "s",
+            "-q",
+            "--no-plot",
+        ).exit_code
+        == 0
+    )
     assert run("pick-one", "--samples", 100, "--out", "o", "-q", "--no-plot").exit_code == 0
     result = run("plot", "s", "o")
     assert result.exit_code == 0, result.output
@@ -336,20 +514,40 @@ def test_pick_one_reference_lists(run, tmp_path):
     assert [r["values"] for r in table] == ["4.0,5.0,6.0", "0.0,5.0,10.0"]
     assert [float(r["mean"]) for r in table] == [5.0, 5.0]
     assert [float(r["exact_var"]) for r in table] == [2 / 3, 50 / 3]
-    for r, mu4 in zip(table, (2 / 3, 1250 / 3)):  # 5 standard errors: false alarm < 1e-6
+    for r, mu4 in zip(
+        table, (2 / 3, 1250 / 3), strict=False
+    ):  # 5 standard errors: false alarm < 1e-6
         n, var = int(r["n"]), float(r["exact_var"])
         assert abs(float(r["mc_mean"]) - 5) < 5 * math.sqrt(var / n)
-        assert abs(float(r["mc_var"]) - var) < 5 * math.sqrt((mu4 - var ** 2) / n)
+        assert abs(float(r["mc_var"]) - var) < 5 * math.sqrt((mu4 - var**2) / n)
     assert "2/3" in result.output and "50/3" in result.output
     assert (tmp_path / "po/pick-one.png").stat().st_size > 10_000
     assert json.loads((tmp_path / "po/meta.json").read_text())["experiment"]["lists"] == [
-        [4.0, 5.0, 6.0], [0.0, 5.0, 10.0]]
+        [4.0, 5.0, 6.0],
+        [0.0, 5.0, 10.0],
+    ]
 
 
 def test_pick_one_is_seeded_and_takes_any_number_of_lists(run, tmp_path):
     for out in ("a", "b"):
-        assert run("pick-one", "--samples", 500, "--seed", 3, "--out", out, "--no-plot", "-q",
-                   "1,2", "3", "--", "-1,0,1").exit_code == 0
+        assert (
+            run(
+                "pick-one",
+                "--samples",
+                500,
+                "--seed",
+                3,
+                "--out",
+                out,
+                "--no-plot",
+                "-q",
+                "1,2",
+                "3",
+                "--",
+                "-1,0,1",
+            ).exit_code
+            == 0
+        )
     assert (tmp_path / "a/results.csv").read_bytes() == (tmp_path / "b/results.csv").read_bytes()
     assert len(rows(tmp_path / "a/results.csv")) == 3
     assert not list((tmp_path / "a").glob("*.png"))
@@ -357,9 +555,15 @@ def test_pick_one_is_seeded_and_takes_any_number_of_lists(run, tmp_path):
     assert result.exit_code == 0 and "50/3" in result.output
 
 
-@pytest.mark.parametrize("args,message", [
-    (["1,a"], "list 1: cannot parse"), (["1,2", "nan"], "list 2 must be finite"),
-    (["1,2", "--samples", "0"], "samples must be >= 1"), ([""], "empty list")])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["1,a"], "list 1: cannot parse"),
+        (["1,2", "nan"], "list 2 must be finite"),
+        (["1,2", "--samples", "0"], "samples must be >= 1"),
+        ([""], "empty list"),
+    ],
+)
 def test_pick_one_bad_input(run, tmp_path, args, message):
     result = run("pick-one", *args)
     assert result.exit_code == 2 and message in result.output

@@ -3,15 +3,18 @@
 Every statistical check uses Z_TOL standard errors and a fixed seed; each is sized so that
 the plausible bug fails (the deliberately wrong estimator below must fail the same check).
 """
+
 import numpy as np
 import pytest
+from conftest import Z_TOL, check_mean, rejects, simulate  # Z_TOL = 5: 5.7e-7 false alarms
 from scipy import integrate, special, stats
 
 import gradvar
-from gradvar import engine, gumbel, reference, registry, rng, spec
-from gradvar.jit import kernel
+from gradvar import engine, gumbel, spec, truth
+from gradvar.kernels import rng
+from gradvar.kernels.jit import kernel
+from gradvar.model import registry
 
-from conftest import Z_TOL, check_mean, rejects, simulate  # Z_TOL = 5: 5.7e-7 false alarms
 ALPHA = 1e-4  # significance of the chi-square frequency tests
 LOGITS = "2,0.5,0.1"
 
@@ -37,25 +40,28 @@ def expected_f(logits, f_of_class):
     return p @ np.array([f_of_class(j) for j in range(len(logits))])
 
 
-@pytest.mark.parametrize("objective,sets", [("squared", {}), ("squared", {"w": "3,-1,0.5", "t": 2.0}),
-                                            ("linear", {})])
+@pytest.mark.parametrize(
+    "objective,sets", [("squared", {}), ("squared", {"w": "3,-1,0.5", "t": 2.0}), ("linear", {})]
+)
 def test_categorical_enumeration_gradient_matches_finite_differences(objective, sets):
     logits = np.array([2.0, 0.5, 0.1])
-    c = cell_of(family="categorical", objective=objective, estimator="exact", logits=logits,
-                sets=sets)
+    c = cell_of(
+        family="categorical", objective=objective, estimator="exact", logits=logits, sets=sets
+    )
     w, t = c.objective_values["w"], c.objective_values.get("t", None)
     f = (lambda j: (w[j] - t) ** 2) if objective == "squared" else (lambda j: w[j])
     h = 1e-6
-    numeric = [(expected_f(logits + h * e, f) - expected_f(logits - h * e, f)) / (2 * h)
-               for e in np.eye(3)]
-    np.testing.assert_allclose(reference.exact_gradient(c), numeric, rtol=1e-7, atol=1e-9)
+    numeric = [
+        (expected_f(logits + h * e, f) - expected_f(logits - h * e, f)) / (2 * h) for e in np.eye(3)
+    ]
+    np.testing.assert_allclose(truth.exact_gradient(c), numeric, rtol=1e-7, atol=1e-9)
 
 
 @pytest.mark.parametrize("logit,t", [(0.0, 0.499), (1.3, 0.2), (-2.0, 0.9)])
 def test_bernoulli_enumeration_gradient_is_the_closed_form(logit, t):
     c = cell_of(family="bernoulli", estimator="exact", logit=logit, sets={"t": t})
     p = special.expit(logit)
-    assert reference.exact_gradient(c)[0] == pytest.approx((1 - 2 * t) * p * (1 - p), rel=1e-12)
+    assert truth.exact_gradient(c)[0] == pytest.approx((1 - 2 * t) * p * (1 - p), rel=1e-12)
 
 
 # --- unbiasedness of the score-function estimators against enumeration --------------------
@@ -71,8 +77,11 @@ def enumerate_outcomes(cell):
     fv, ov = cell.family_values, cell.objective_values
     if cell.family.name == "bernoulli":
         p1 = special.expit(fv["logit"])
-        return np.array([1 - p1, p1]), (np.array([0.0, 1.0]) - ov["t"]) ** 2, \
-            np.array([[-p1], [1 - p1]])
+        return (
+            np.array([1 - p1, p1]),
+            (np.array([0.0, 1.0]) - ov["t"]) ** 2,
+            np.array([[-p1], [1 - p1]]),
+        )
     p = special.softmax(fv["logits"])
     w = ov["w"]
     f = (w - ov["t"]) ** 2 if cell.objective.name == "squared" else w
@@ -93,7 +102,9 @@ def pilot_baseline(cell, baseline, seed):
     return engine.baseline_aux(module, cell, baseline, seed, p)[1:]
 
 
-@pytest.mark.parametrize("case", SF_CASES, ids=lambda c: f"{c['family']}-{c.get('objective', 'squared')}")
+@pytest.mark.parametrize(
+    "case", SF_CASES, ids=lambda c: f"{c['family']}-{c.get('objective', 'squared')}"
+)
 @pytest.mark.parametrize("baseline", ["mean", "optimal", "loo"])
 def test_score_function_estimators_are_unbiased_with_exact_variance(case, baseline):
     res, _ = run(estimator="sf,sf-baseline", baseline=baseline, batch=2, seed=3, **case)
@@ -110,8 +121,9 @@ def test_score_function_estimators_are_unbiased_with_exact_variance(case, baseli
     # exact_var is the oracle baseline's variance; the run used the pilot's baseline, whose
     # own variance is the right yardstick for the Monte Carlo variance
     probs, f, score = enumerate_outcomes(cell)
-    oracle = (probs @ (f[:, None] * score ** 2) / (probs @ score ** 2) if baseline == "optimal"
-              else probs @ f)
+    oracle = (
+        probs @ (f[:, None] * score**2) / (probs @ score**2) if baseline == "optimal" else probs @ f
+    )
     np.testing.assert_allclose(sfb.exact_var, enumerated_variance(cell, oracle), rtol=1e-10)
     pilot = pilot_baseline(cell, baseline, seed=3)
     assert np.allclose(pilot, oracle, rtol=0.05, atol=0.05 * np.abs(f).max())
@@ -130,42 +142,54 @@ TWO_CLASS = [dict(family="bernoulli", logit=1.0), dict(family="categorical", log
 
 
 def _relaxed_value(family, a, tau, t, w=(1.0, 2.0)):
-    """E[f(y)] by scipy.integrate.quad, written independently of the kernels; a = logit or o0 - o1."""
+    """E[f(y)] by scipy.integrate.quad, written independently of the kernels.
+
+    a = logit or o0 - o1."""
+
     def integrand(L):
         y = special.expit((a + L) / tau)
         val = (y - t) ** 2 if family == "bernoulli" else (w[0] * y + w[1] * (1 - y) - t) ** 2
         return val * stats.logistic.pdf(L)
 
     pieces = [(-np.inf, -a), (-a, np.inf)]
-    return sum(integrate.quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-13, limit=500)[0]
-               for lo, hi in pieces)
+    return sum(
+        integrate.quad(integrand, lo, hi, epsabs=1e-14, epsrel=1e-13, limit=500)[0]
+        for lo, hi in pieces
+    )
 
 
-@pytest.mark.parametrize("family,a", [("bernoulli", 1.0), ("bernoulli", -0.4), ("categorical", 1.0)])
+@pytest.mark.parametrize(
+    "family,a", [("bernoulli", 1.0), ("bernoulli", -0.4), ("categorical", 1.0)]
+)
 @pytest.mark.parametrize("tau", [0.1, 0.5, 3.0])
 def test_relaxed_gradient_is_the_derivative_of_the_relaxed_objective(family, a, tau):
     h, t = 1e-4, 0.499
     if family == "bernoulli":
         c = cell_of(family=family, logit=a, estimator="gumbel-softmax", tau=tau)
-        want = [(_relaxed_value(family, a + h, tau, t) - _relaxed_value(family, a - h, tau, t)) / (2 * h)]
+        want = [
+            (_relaxed_value(family, a + h, tau, t) - _relaxed_value(family, a - h, tau, t))
+            / (2 * h)
+        ]
     else:
         c = cell_of(family=family, logits=[a, 0.0], estimator="gumbel-softmax", tau=tau)
-        d = (_relaxed_value(family, a + h, tau, t) - _relaxed_value(family, a - h, tau, t)) / (2 * h)
+        d = (_relaxed_value(family, a + h, tau, t) - _relaxed_value(family, a - h, tau, t)) / (
+            2 * h
+        )
         want = [d, -d]  # E[f] depends on o0 - o1 only
-    np.testing.assert_allclose(reference.relaxed_gradient(c), want, rtol=1e-5, atol=1e-9)
+    np.testing.assert_allclose(truth.relaxed_gradient(c), want, rtol=1e-5, atol=1e-9)
 
 
 def test_relaxed_gradient_closed_form_and_limits():
     # phi = 0, tau = 1: E[2 (y - t) y (1 - y)] = (1 - 2t) E[p(L)] = (1 - 2t) / 6
     c = cell_of(family="bernoulli", logit=0.0, estimator="gumbel-softmax", tau=1.0)
-    assert reference.relaxed_gradient(c)[0] == pytest.approx((1 - 2 * 0.499) / 6, rel=1e-8)
+    assert truth.relaxed_gradient(c)[0] == pytest.approx((1 - 2 * 0.499) / 6, rel=1e-8)
     for tau, close in [(1e-3, True), (1.0, False)]:  # tau -> 0 recovers the discrete gradient
         c = cell_of(family="categorical", logits="1,0", estimator="gumbel-softmax", tau=tau)
-        gap = np.abs(reference.relaxed_gradient(c) - reference.exact_gradient(c)).max()
+        gap = np.abs(truth.relaxed_gradient(c) - truth.exact_gradient(c)).max()
         assert (gap < 1e-3) == close, gap
     # not computable beyond two classes: NaN, never invented
     c = cell_of(family="categorical", logits=LOGITS, estimator="gumbel-softmax", tau=0.5)
-    assert np.isnan(reference.relaxed_gradient(c)).all()
+    assert np.isnan(truth.relaxed_gradient(c)).all()
 
 
 @pytest.mark.parametrize("case", TWO_CLASS, ids=lambda c: c["family"])
@@ -177,13 +201,16 @@ def test_gumbel_softmax_is_unbiased_for_the_relaxed_objective_only(case):
     assert (gs.bias_z.abs() > Z_TOL).all(), gs.bias_z  # the CSV's bias is against the discrete
     # the exact mean and variance of both relaxed estimators, by quadrature
     for est, rows in (("gumbel-softmax", gs), ("st-gumbel", st)):
-        mean, var = reference.exact_moments(cell_of(estimator=est, tau=0.5, **case),
-                                            registry.ESTIMATORS[est])
+        mean, var = truth.exact_moments(
+            cell_of(estimator=est, tau=0.5, **case), registry.ESTIMATORS[est]
+        )
         assert (np.abs(rows.grad_mean - mean) / rows.grad_sem < Z_TOL).all()
         np.testing.assert_allclose(rows.exact_var, var)
         assert (rows.apply(z_var, axis=1).abs() < Z_TOL).all()
-    assert summ.loc[summ.estimator == "gumbel-softmax", "relaxed_bias_sq_norm"].iloc[0] < \
-        summ.loc[summ.estimator == "gumbel-softmax", "bias_sq_norm"].iloc[0]
+    assert (
+        summ.loc[summ.estimator == "gumbel-softmax", "relaxed_bias_sq_norm"].iloc[0]
+        < summ.loc[summ.estimator == "gumbel-softmax", "bias_sq_norm"].iloc[0]
+    )
 
 
 @pytest.mark.slow
@@ -193,8 +220,9 @@ def test_relaxed_estimators_match_quadrature_over_tau(case, tau):
     res, _ = run(estimator="gumbel-softmax,st-gumbel", tau=tau, samples=2_000_000, seed=9, **case)
     for est in ("gumbel-softmax", "st-gumbel"):
         rows = res[res.estimator == est]
-        mean, _ = reference.exact_moments(cell_of(estimator=est, tau=tau, **case),
-                                          registry.ESTIMATORS[est])
+        mean, _ = truth.exact_moments(
+            cell_of(estimator=est, tau=tau, **case), registry.ESTIMATORS[est]
+        )
         assert (np.abs(rows.grad_mean - mean) / rows.grad_sem < Z_TOL).all(), (est, rows)
         assert (rows.apply(z_var, axis=1).abs() < Z_TOL).all(), (est, rows)
 
@@ -217,15 +245,22 @@ def gumbel_softmax_without_inverse_tau(fp, objp, tau, aux, key, counter0, batch,
 
 noise = path = vjp = obj = None
 # held by the (unregistered) Estimator record, which the engine's compile step leaves alone
-WRONG = registry.Estimator("gs-without-1/tau", "", "", gumbel_softmax_without_inverse_tau,
-                           requires="relax", unbiased_for="relaxed", options=("tau",))
+WRONG = registry.Estimator(
+    "gs-without-1/tau",
+    "",
+    "",
+    gumbel_softmax_without_inverse_tau,
+    requires="relax",
+    unbiased_for="relaxed",
+    options=("tau",),
+)
 
 
 @pytest.mark.parametrize("case", TWO_CLASS, ids=lambda c: c["family"])
 def test_the_relaxed_check_accepts_gumbel_softmax_and_rejects_a_wrong_estimator(case):
     """The shared mean check, powered to reject a factor 2, against the relaxed gradient."""
     cell = cell_of(estimator="gumbel-softmax", tau=0.5, **case)
-    relaxed = reference.relaxed_gradient(cell)
+    relaxed = truth.relaxed_gradient(cell)
     right = simulate(cell, "gumbel-softmax", 100_000, seed=5)
     check_mean(right, exact=relaxed, powered=True, what="relaxed mean")
     assert rejects(check_mean, right)  # against the discrete gradient: biased at tau = 0.5
@@ -234,8 +269,9 @@ def test_the_relaxed_check_accepts_gumbel_softmax_and_rejects_a_wrong_estimator(
 
 
 # --- straight-through and Gumbel-Max -----------------------------------------------------
-@pytest.mark.parametrize("logits,tau", [([2.0, 0.5, 0.1], 0.5), ([1e3, -1e3, 0.0, 999.0], 1e-3),
-                                        ([0.0, 0.0], 10.0)])
+@pytest.mark.parametrize(
+    "logits,tau", [([2.0, 0.5, 0.1], 0.5), ([1e3, -1e3, 0.0, 999.0], 1e-3), ([0.0, 0.0], 10.0)]
+)
 def test_straight_through_forward_value_is_exactly_one_hot(logits, tau):
     fam = registry.FAMILIES["categorical"]
     fp = fam.prepare({"logits": np.array(logits)})
@@ -252,8 +288,13 @@ def test_straight_through_forward_value_is_exactly_one_hot(logits, tau):
 
 def test_straight_through_equals_gumbel_softmax_for_a_linear_objective():
     """grad f is the constant w: the two estimators coincide sample by sample (same noise)."""
-    res, _ = run(family="categorical", logits=LOGITS, objective="linear",
-                 estimator="gumbel-softmax,st-gumbel", samples=20_000)
+    res, _ = run(
+        family="categorical",
+        logits=LOGITS,
+        objective="linear",
+        estimator="gumbel-softmax,st-gumbel",
+        samples=20_000,
+    )
     gs, st = res[res.estimator == "gumbel-softmax"], res[res.estimator == "st-gumbel"]
     assert np.array_equal(gs.grad_mean.values, st.grad_mean.values)
 
@@ -279,11 +320,16 @@ def test_gumbel_max_kernel_samples_the_softmax():
 ALL = "sf,sf-baseline,gumbel-softmax,st-gumbel,exact"
 
 
-@pytest.mark.parametrize("case", [dict(family="categorical", logits="1000,-1000,0"),
-                                  dict(family="categorical", logits="-1000,1000"),
-                                  dict(family="categorical", logits="1000,999.9995,-1000"),
-                                  dict(family="bernoulli", logit="-1000,0,1000")],
-                         ids=["cat3", "cat2", "cat-near-tie", "bernoulli"])
+@pytest.mark.parametrize(
+    "case",
+    [
+        dict(family="categorical", logits="1000,-1000,0"),
+        dict(family="categorical", logits="-1000,1000"),
+        dict(family="categorical", logits="1000,999.9995,-1000"),
+        dict(family="bernoulli", logit="-1000,0,1000"),
+    ],
+    ids=["cat3", "cat2", "cat-near-tie", "bernoulli"],
+)
 @pytest.mark.parametrize("baseline", ["mean", "loo"])
 def test_extreme_logits_and_temperatures_give_finite_estimates(case, baseline):
     res, summ = run(estimator=ALL, baseline=baseline, batch=2, tau="0.001,10", samples=4000, **case)
@@ -296,8 +342,13 @@ def test_extreme_logits_and_temperatures_give_finite_estimates(case, baseline):
 
 def test_non_finite_estimates_are_counted_not_dropped():
     with np.errstate(all="ignore"):
-        res, summ = run(family="categorical", logits="0,0", w="1e200,1",
-                        estimator="gumbel-softmax", samples=1000)
+        res, summ = run(
+            family="categorical",
+            logits="0,0",
+            w="1e200,1",
+            estimator="gumbel-softmax",
+            samples=1000,
+        )
     assert (res.nonfinite == 1000).all() and res.grad_mean.isna().all()
     assert summ.nonfinite.iloc[0] == 1000
 

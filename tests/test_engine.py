@@ -1,16 +1,19 @@
 """The engine's guarantees: determinism (threads, co-running estimators, block size), pure
 Python == jitted, bounded memory, non-finite estimates counted, and a correct kernel cache."""
+
 import json
 import textwrap
 
 import numpy as np
 import pytest
-
-import gradvar
 import wrong_estimators as wrong
 from conftest import make_cell, run_python
-from gradvar import engine, reference, registry, rng, stats
-from gradvar.api import TIMING_COLUMNS
+
+import gradvar
+from gradvar import engine, stats, truth
+from gradvar.kernels import rng
+from gradvar.model import registry
+from gradvar.studies.compare import TIMING_COLUMNS
 
 EST = registry.ESTIMATORS
 
@@ -31,12 +34,13 @@ import numpy as np
 import numba
 sys.path.insert(0, {tests!r})
 from conftest import make_cell
-from gradvar import engine, reference, registry
+from gradvar import engine, truth
+from gradvar.model import registry
 out = []
 for family, objective, est, baseline, batch, values in json.loads({jobs!r}):
     cell = make_cell(family, objective, batch=batch, **values)
     mom = engine.simulate(cell, registry.ESTIMATORS[est], {n}, {seed}, baseline=baseline,
-                          exact_grad=reference.exact_gradient(cell))
+                          exact_grad=truth.exact_gradient(cell))
     out.append(dict(moments=[float(v).hex() for v in mom.moments.ravel()],
                     groups=[float(v).hex() for v in mom.group_moments.ravel()],
                     group_n=mom.group_n.tolist(), n_finite=mom.n_finite,
@@ -56,12 +60,19 @@ def _engine_here(n, seed=7):
     runs = []
     for family, objective, est, baseline, batch, values in JOBS:
         cell = make_cell(family, objective, batch=batch, **values)
-        mom = engine.simulate(cell, EST[est], n, seed, baseline=baseline,
-                              exact_grad=reference.exact_gradient(cell))
-        runs.append(dict(moments=[float(v).hex() for v in mom.moments.ravel()],
-                         groups=[float(v).hex() for v in mom.group_moments.ravel()],
-                         group_n=mom.group_n.tolist(), n_finite=mom.n_finite,
-                         nonfinite=mom.nonfinite, aux=[float(v).hex() for v in mom.aux.ravel()]))
+        mom = engine.simulate(
+            cell, EST[est], n, seed, baseline=baseline, exact_grad=truth.exact_gradient(cell)
+        )
+        runs.append(
+            dict(
+                moments=[float(v).hex() for v in mom.moments.ravel()],
+                groups=[float(v).hex() for v in mom.group_moments.ravel()],
+                group_n=mom.group_n.tolist(),
+                n_finite=mom.n_finite,
+                nonfinite=mom.nonfinite,
+                aux=[float(v).hex() for v in mom.aux.ravel()],
+            )
+        )
     return runs
 
 
@@ -70,7 +81,7 @@ def test_one_thread_equals_two_threads_bit_for_bit():
     one = _engine_in_subprocess({"NUMBA_NUM_THREADS": "1"}, n)
     two = _engine_in_subprocess({"NUMBA_NUM_THREADS": "2"}, n)
     assert (one["threads"], two["threads"]) == (1, 2)
-    for job, a, b in zip(JOBS, one["runs"], two["runs"]):
+    for job, a, b in zip(JOBS, one["runs"], two["runs"], strict=False):
         assert a == b, job
     assert one["runs"] == _engine_here(n)  # and the test process (default threads) agrees
 
@@ -124,15 +135,19 @@ def test_common_random_numbers():
     sf = engine.simulate(cell, EST["sf"], 20_000, seed=9)
     # reparam sigma coordinate: eps_i; sf mu coordinate: eps_i^2, so mean(sf) = M2 / n + mean^2
     eps_mean, eps_m2 = rp.moments[1, 0], rp.moments[1, 1]
-    assert sf.moments[0, 0] == pytest.approx(eps_m2 / 20_000 + eps_mean ** 2, rel=1e-12)
+    assert sf.moments[0, 0] == pytest.approx(eps_m2 / 20_000 + eps_mean**2, rel=1e-12)
     other = engine.simulate(cell, EST["sf"], 20_000, seed=10)
     assert other.moments[0, 0] != pytest.approx(sf.moments[0, 0], rel=1e-6)
 
 
 def _moments_equal(a, b):
-    return (a.n_finite == b.n_finite and a.nonfinite == b.nonfinite
-            and np.array_equal(a.moments, b.moments) and np.array_equal(a.group_moments, b.group_moments)
-            and np.array_equal(a.group_n, b.group_n))
+    return (
+        a.n_finite == b.n_finite
+        and a.nonfinite == b.nonfinite
+        and np.array_equal(a.moments, b.moments)
+        and np.array_equal(a.group_moments, b.group_moments)
+        and np.array_equal(a.group_n, b.group_n)
+    )
 
 
 @pytest.mark.parametrize("block", [1, 7])
@@ -157,7 +172,7 @@ def test_seed_determinism():
 
 
 def test_chunking_depends_on_n_only():
-    for n in (1, 2, 31, 32, 33, 10 ** 5, 10 ** 9 + 7):
+    for n in (1, 2, 31, 32, 33, 10**5, 10**9 + 7):
         size, count = engine.chunking(n)
         assert size * count >= n > size * (count - 1)
         assert size <= engine.CHUNK_MAX
@@ -171,7 +186,8 @@ def test_memory_does_not_grow_with_n():
     code = textwrap.dedent("""
         import resource, tracemalloc
         from conftest import make_cell
-        from gradvar import engine, registry
+        from gradvar import engine
+        from gradvar.model import registry
         cell = make_cell("normal", "quadratic", mu=0.7, sigma=1.6)
         est = registry.ESTIMATORS["reparam"]
         engine.simulate(cell, est, 10 ** 5, 0)
@@ -183,7 +199,7 @@ def test_memory_does_not_grow_with_n():
         print(mom.n_finite, (after - before) * 1024, peak)
     """)
     n, rss_growth, traced_peak = map(int, run_python(code).split())
-    assert n == 10 ** 7
+    assert n == 10**7
     assert rss_growth < 30e6, f"resident set grew by {rss_growth / 1e6:.0f} MB"
     assert traced_peak < 5e6, f"Python/NumPy allocations peaked at {traced_peak / 1e6:.0f} MB"
 
@@ -193,7 +209,7 @@ def _normal_draws(seed, count, batch):
     """eps of the samples the engine draws: counter c -> estimate c // batch."""
     import numba
 
-    from gradvar.jit import materialize
+    from gradvar.kernels.jit import materialize
 
     materialize()
     normal = rng.normal
@@ -230,9 +246,9 @@ def test_nonfinite_estimates_are_counted_not_dropped_silently(est, batch):
 
 
 # --- the kernel cache -----------------------------------------------------------------------------
-_PLUGIN = '''
-from gradvar.jit import kernel
-from gradvar.registry import Estimator
+_PLUGIN = """
+from gradvar.kernels.jit import kernel
+from gradvar.model.registry import Estimator
 
 noise = score = path = vjp = obj = None
 
@@ -244,7 +260,7 @@ def plugin_constant(fp, objp, tau, aux, key, counter0, batch, work, g):
 
 
 EST = Estimator("plugin", "constant", "c", plugin_constant, requires="score")
-'''
+"""
 
 
 def test_edited_external_kernel_is_not_served_stale(tmp_path):
@@ -279,12 +295,13 @@ def test_tau_free_estimators_run_once_per_tau_sweep(monkeypatch):
         return real(cell, est, *args, **kwargs)
 
     monkeypatch.setattr(engine, "simulate", counting)
-    df = gradvar.compare(family="categorical", estimator="sf,gumbel-softmax", tau="0.1,0.5,1",
-                         samples=2000)
+    df = gradvar.compare(
+        family="categorical", estimator="sf,gumbel-softmax", tau="0.1,0.5,1", samples=2000
+    )
     assert calls.count("sf") == 1 and calls.count("gumbel-softmax") == 3
     sf = df[df["estimator"] == "sf"]
     assert len(sf) == 9  # 3 cells x 3 logits, as before
     fixed = sf.drop(columns=["seconds", "estimates_per_s", "work_var"]).reset_index(drop=True)
     first = fixed.iloc[0:3].reset_index(drop=True)
     for k in (1, 2):
-        assert fixed.iloc[3 * k:3 * k + 3].reset_index(drop=True).equals(first)
+        assert fixed.iloc[3 * k : 3 * k + 3].reset_index(drop=True).equals(first)

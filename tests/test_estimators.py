@@ -6,22 +6,30 @@ variance within Z_TOL fourth-moment standard errors of the exact variance, each 
 (wrong_estimators.py) that the same check rejects.  Parameter points avoid sigma = 1, mu = 0
 and phi = 0, where several plausible bugs (a missing 1/sigma, a wrong p) are invisible.
 """
-import math
 
 import numpy as np
 import pytest
-
-import gradvar
 import wrong_estimators as wrong
 from conftest import Z_TOL, check_mean, check_variance, make_cell, rejects, simulate
-from gradvar import reference, registry, stats
+
+import gradvar
+from gradvar import stats, truth
+from gradvar.model import registry
 
 EST = registry.ESTIMATORS
 N = 400_000  # fast tier: se(var)/var <= 0.1 for kurtosis up to ~400 (powered checks pass)
 NORMAL_POINT = dict(mu=0.7, sigma=1.6)
-NORMAL_OBJECTIVES = [("linear", dict(a=1.3)), ("quadratic", dict(k=-0.5)), ("cosine", dict(omega=0.9))]
-NORMAL_ESTIMATORS = [("sf", "mean"), ("sf-baseline", "mean"), ("sf-baseline", "optimal"),
-                     ("reparam", "mean")]
+NORMAL_OBJECTIVES = [
+    ("linear", dict(a=1.3)),
+    ("quadratic", dict(k=-0.5)),
+    ("cosine", dict(omega=0.9)),
+]
+NORMAL_ESTIMATORS = [
+    ("sf", "mean"),
+    ("sf-baseline", "mean"),
+    ("sf-baseline", "optimal"),
+    ("reparam", "mean"),
+]
 
 
 # --- normal family: mean and variance against quadrature -------------------------------------
@@ -81,10 +89,14 @@ def loo_variances(objective, mu, sigma, batch, a=1.0, k=0.0):
     variables (d = mu - k).  Linear: (2 a^2 / (M - 1), 2 (5M - 4) a^2 / (M (M - 1))).
     """
     if objective == "linear":
-        return np.array([2 * a * a / (batch - 1), 2 * (5 * batch - 4) * a * a / (batch * (batch - 1))])
+        return np.array(
+            [2 * a * a / (batch - 1), 2 * (5 * batch - 4) * a * a / (batch * (batch - 1))]
+        )
     d, s2 = mu - k, sigma * sigma
-    return {2: np.array([2 * (4 * d * d + 3 * s2), 8 * (3 * d * d + 4 * s2)]),
-            4: np.array([8 * (d * d + s2) / 3, 4 * (8 * d * d + 11 * s2) / 3])}[batch]
+    return {
+        2: np.array([2 * (4 * d * d + 3 * s2), 8 * (3 * d * d + 4 * s2)]),
+        4: np.array([8 * (d * d + s2) / 3, 4 * (8 * d * d + 11 * s2) / 3]),
+    }[batch]
 
 
 @pytest.mark.parametrize("batch", [2, 4])
@@ -103,17 +115,18 @@ def test_loo_formula_is_checked_sharply():
     cell = make_cell("normal", "quadratic", batch=2, **NORMAL_POINT, k=-0.5)
     run = simulate(cell, "sf-baseline", N, seed=13, baseline="loo")
     right = loo_variances("quadratic", batch=2, **NORMAL_POINT, k=-0.5)
-    assert rejects(check_variance, run, reference.exact_moments(cell, EST["sf"])[1])
+    assert rejects(check_variance, run, truth.exact_moments(cell, EST["sf"])[1])
     assert rejects(check_variance, run, 2 * right)
 
 
 # --- the mean-shift experiment through the public API ------------------------------------------
 def _mean_shift(mus, samples, seed):
-    df = gradvar.compare(estimator="sf,sf-baseline,reparam", objective="linear", mu=mus,
-                         samples=samples, seed=seed)
+    df = gradvar.compare(
+        estimator="sf,sf-baseline,reparam", objective="linear", mu=mus, samples=samples, seed=seed
+    )
     df = df[df.param == "mu"]
     for row in df.itertuples():
-        expected = {"sf": row.mu ** 2 + 2, "sf-baseline": 2.0, "reparam": 0.0}[row.estimator]
+        expected = {"sf": row.mu**2 + 2, "sf-baseline": 2.0, "reparam": 0.0}[row.estimator]
         assert row.exact_var == pytest.approx(expected, rel=1e-9, abs=0)
         assert abs(row.bias_z) < Z_TOL or (row.grad_sem == 0 and row.bias == 0)
         se = (row.var_ci_high - row.grad_var) / stats.Z
@@ -142,8 +155,14 @@ DISCRETE_CELLS = [
     ("categorical", "squared", dict(logits=[0.5, -0.5, 0.3, 0.0], t=1.0)),
     ("bernoulli", "squared", dict(logit=1.0, t=0.2)),
 ]
-DISCRETE_ESTIMATORS = [("sf", "mean", 1), ("sf-baseline", "mean", 1), ("sf-baseline", "optimal", 1),
-                       ("sf-baseline", "loo", 2), ("sf-baseline", "loo", 4), ("sf", "mean", 3)]
+DISCRETE_ESTIMATORS = [
+    ("sf", "mean", 1),
+    ("sf-baseline", "mean", 1),
+    ("sf-baseline", "optimal", 1),
+    ("sf-baseline", "loo", 2),
+    ("sf-baseline", "loo", 4),
+    ("sf", "mean", 3),
+]
 
 
 @pytest.mark.parametrize("est,baseline,batch", DISCRETE_ESTIMATORS)
@@ -216,8 +235,12 @@ def test_wrong_variance_formulas_are_rejected():
     run = simulate(cell, "sf", N, seed=33)
     check_variance(run, powered=True)
     d, s = NORMAL_POINT["mu"] + 0.5, NORMAL_POINT["sigma"]
-    dropped = np.array([(d ** 4 + 15 * s ** 4) / s ** 2,  # the 14 d^2 sigma^2 term dropped
-                        2 * (d ** 4 + 37 * s ** 4) / s ** 2])  # the 30 d^2 sigma^2 term dropped
+    dropped = np.array(
+        [
+            (d**4 + 15 * s**4) / s**2,  # the 14 d^2 sigma^2 term dropped
+            2 * (d**4 + 37 * s**4) / s**2,
+        ]
+    )  # the 30 d^2 sigma^2 term dropped
     assert rejects(check_variance, run, dropped)
     assert rejects(check_variance, run, 2 * run.exact_var)
     assert rejects(check_variance, run, run.exact_var / 2)
@@ -260,21 +283,27 @@ def _generic_value(param, dim):
 
 
 def _combinations():
-    for (family, objective), obj in sorted(registry.OBJECTIVES.items()):
+    for family, objective in sorted(registry.OBJECTIVES):
         fam = registry.FAMILIES[family]
         for name, est in registry.ESTIMATORS.items():
             if not registry.applicable(est, fam):
                 continue
-            for baseline in (registry.BASELINES if "baseline" in est.options else ("mean",)):
+            for baseline in registry.BASELINES if "baseline" in est.options else ("mean",):
                 tag = f"-{baseline}" if "baseline" in est.options else ""
-                yield pytest.param(family, objective, name, baseline, id=f"{family}-{objective}-{name}{tag}")
+                yield pytest.param(
+                    family, objective, name, baseline, id=f"{family}-{objective}-{name}{tag}"
+                )
 
 
 @pytest.mark.parametrize("family,objective,estimator,baseline", list(_combinations()))
 def test_every_registered_combination(family, objective, estimator, baseline):
     """Runs, is finite, and an estimator declared unbiased for the exact objective is unbiased
     (and has the exact variance where the reference knows it)."""
-    fam, obj, est = registry.FAMILIES[family], registry.OBJECTIVES[(family, objective)], EST[estimator]
+    fam, obj, est = (
+        registry.FAMILIES[family],
+        registry.OBJECTIVES[(family, objective)],
+        EST[estimator],
+    )
     fam_values = {p.name: _generic_value(p, 0) for p in fam.params}
     dim = fam.dim(fam_values)
     obj_values = {p.name: _generic_value(p, dim) for p in obj.params}

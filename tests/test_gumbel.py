@@ -1,11 +1,13 @@
 """The Gumbel distribution against scipy.stats.gumbel_r (an independent implementation)."""
+
 import math
 
 import numpy as np
 import pytest
 from scipy import stats
 
-from gradvar import gumbel, rng
+from gradvar import gumbel
+from gradvar.kernels import rng
 
 ALPHA = 1e-4  # significance of the distribution tests: one false alarm in 10^4 runs
 PARAMS = [(0.0, 1.0), (1.5, 0.3), (-20.0, 7.0)]
@@ -19,8 +21,9 @@ def test_pdf_cdf_ppf_match_scipy(loc, scale):
     np.testing.assert_allclose(gumbel.logpdf(x, loc, scale), ref.logpdf(x), rtol=1e-12)
     np.testing.assert_allclose(gumbel.cdf(x, loc, scale), ref.cdf(x), rtol=1e-12, atol=1e-300)
     q = np.linspace(1e-9, 1 - 1e-9, 257)
-    np.testing.assert_allclose(gumbel.ppf(q, loc, scale), ref.ppf(q), rtol=1e-10,
-                               atol=1e-12 * scale)
+    np.testing.assert_allclose(
+        gumbel.ppf(q, loc, scale), ref.ppf(q), rtol=1e-10, atol=1e-12 * scale
+    )
     np.testing.assert_allclose(gumbel.cdf(gumbel.ppf(q, loc, scale), loc, scale), q, rtol=1e-9)
     assert gumbel.mean(loc, scale) == pytest.approx(ref.mean(), rel=1e-12, abs=1e-12)
     assert gumbel.var(loc, scale) == pytest.approx(ref.var(), rel=1e-12)
@@ -63,7 +66,7 @@ def test_kernel_uniforms_never_reach_0_or_1():
     """The kernels' uniform lattice at the extreme bit patterns (all zeros, all ones)."""
     lo = rng.to_open01.py_func(np.uint64(0))
     hi = rng.to_open01.py_func(np.uint64(0xFFFFFFFFFFFFFFFF))
-    assert lo == 2.0 ** -53 and hi == 1.0 - 2.0 ** -53
+    assert lo == 2.0**-53 and hi == 1.0 - 2.0**-53
     assert math.isfinite(-math.log(-math.log(hi))) and math.isfinite(-math.log(-math.log(lo)))
     # symmetric about 1/2, so the logistic noise log u - log(1 - u) is exactly symmetric
     b = np.uint64(0x0123456789ABCDEF)

@@ -1,13 +1,13 @@
 """The Gumbel-Max demonstration: frequencies against softmax, the relaxed samples."""
+
 import numpy as np
 import pytest
+from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
 from scipy import special, stats
 
 import gradvar
 from gradvar import spec
-from gradvar.gumbelmax import chi_square
-
-from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
+from gradvar.studies.gumbel_max import chi_square
 
 ALPHA = 1e-4  # significance of the chi-square tests: one false alarm in 10^4 runs
 
@@ -38,7 +38,7 @@ def test_same_seed_same_counts_and_chunking_does_not_matter(monkeypatch):
     assert a.equals(b) and ra.equals(rb)
     c, _, _ = gradvar.gumbel_max(samples=5000, seed=4)
     assert not a["count"].equals(c["count"])
-    monkeypatch.setattr("gradvar.gumbelmax.CHUNK_VALUES", 7 * 3)  # 7 draws per chunk
+    monkeypatch.setattr("gradvar.studies.gumbel_max.CHUNK_VALUES", 7 * 3)  # 7 draws per chunk
     d, _, rd = gradvar.gumbel_max(samples=5000, seed=3)
     assert a.equals(d)
     np.testing.assert_allclose(ra["value"], rd["value"], rtol=1e-12)
@@ -47,8 +47,9 @@ def test_same_seed_same_counts_and_chunking_does_not_matter(monkeypatch):
 def test_relaxed_samples_expectations_and_limits():
     logits = np.array([1.0, 0.0, -0.5])
     p = special.softmax(logits)
-    _, _, rel = gradvar.gumbel_max(logits=logits, samples=100_000, seed=2,
-                                   tau=[1e-3, 0.5, 1e3], singles=4)
+    _, _, rel = gradvar.gumbel_max(
+        logits=logits, samples=100_000, seed=2, tau=[1e-3, 0.5, 1e3], singles=4
+    )
     assert set(rel.columns) >= {"tau", "kind", "sample", "class", "value"}
     mean = rel[rel.kind == "mean"]
     assert len(mean) == 3 * 3 and len(rel[rel.kind == "sample"]) == 3 * 3 * 4
@@ -69,8 +70,9 @@ def test_relaxed_samples_expectations_and_limits():
 
 
 def test_extreme_logits_pool_the_impossible_classes():
-    res, summ, rel = gradvar.gumbel_max(logits="1000,-1000,0,999", samples=50_000, seed=0,
-                                        tau=[1e-3, 10])
+    res, summ, rel = gradvar.gumbel_max(
+        logits="1000,-1000,0,999", samples=50_000, seed=0, tau=[1e-3, 10]
+    )
     assert res.loc[[1, 2], "count"].sum() == 0
     s = summ.iloc[0]
     assert s["pooled"] == 2 and s["dof"] == 1 and s["p_value"] > ALPHA
@@ -84,8 +86,15 @@ def test_chi_square_edge_cases():
     assert (pvalue, dof) == (1.0, 0)
 
 
-@pytest.mark.parametrize("kw,match", [(dict(logits="1"), "2 classes"), (dict(tau="0.5,0"), "tau"),
-                                      (dict(samples=0), "samples"), (dict(logits="1,nan"), "logits")])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(logits="1"), "2 classes"),
+        (dict(tau="0.5,0"), "tau"),
+        (dict(samples=0), "samples"),
+        (dict(logits="1,nan"), "logits"),
+    ],
+)
 def test_bad_input_is_a_spec_error(kw, match):
     with pytest.raises(spec.SpecError, match=match):
         gradvar.gumbel_max(**kw)
@@ -107,9 +116,14 @@ def test_command_writes_the_contract_files(tmp_path):
     result = invoke("gumbel-max", "--samples", "20000", "--quiet", "--out", out)
     assert result.exit_code == 0, result.output
     assert "chi-square" in result.output and "p-value" in result.output
-    assert {p.name for p in out.iterdir()} == {"results.csv", "summary.csv", "relaxed.csv",
-                                               "meta.json", "gumbel_max_frequencies.png",
-                                               "relaxed_samples.png"}
+    assert {p.name for p in out.iterdir()} == {
+        "results.csv",
+        "summary.csv",
+        "relaxed.csv",
+        "meta.json",
+        "gumbel_max_frequencies.png",
+        "relaxed_samples.png",
+    }
     results = io.read_csv(out / "results.csv")
     assert list(results.columns[:5]) == ["class", "logit", "prob", "count", "freq"]
     summary = io.read_csv(out / "summary.csv")
@@ -123,9 +137,10 @@ def test_command_writes_the_contract_files(tmp_path):
         assert (out / name).read_bytes() == (again / name).read_bytes()
 
 
-@pytest.mark.parametrize("args,message", [(("--logits", "3"), "2 classes"),
-                                          (("--tau", "0"), "tau"),
-                                          (("--samples", "0"), "samples")])
+@pytest.mark.parametrize(
+    "args,message",
+    [(("--logits", "3"), "2 classes"), (("--tau", "0"), "tau"), (("--samples", "0"), "samples")],
+)
 def test_command_bad_input_exits_2(tmp_path, args, message):
     result = invoke("gumbel-max", *args, "--out", tmp_path / "x")
     assert result.exit_code == 2 and message in result.output

@@ -1,18 +1,25 @@
 """Results folders: round-trip CSV, atomic writes, the results schema; the pick-one library."""
+
 import math
 
 import numpy as np
 import pandas as pd
 import pytest
 
-from gradvar import io, pickone
+from gradvar import io
+from gradvar.studies import pick_one as pickone
 
-TRICKY = [0.1 + 0.2, 1e-300, 5e-324, 1.7976931348623157e308, -0.0, 1 / 3, 2.0 ** 53 + 2, -7.25]
+TRICKY = [0.1 + 0.2, 1e-300, 5e-324, 1.7976931348623157e308, -0.0, 1 / 3, 2.0**53 + 2, -7.25]
 
 
 def test_csv_floats_round_trip_bit_for_bit(tmp_path):
-    frame = pd.DataFrame({"x": TRICKY, "name": ["a", "b,c", "", "d", "e", "f", "g", "h"],
-                          "count": np.arange(8, dtype=np.int64)})
+    frame = pd.DataFrame(
+        {
+            "x": TRICKY,
+            "name": ["a", "b,c", "", "d", "e", "f", "g", "h"],
+            "count": np.arange(8, dtype=np.int64),
+        }
+    )
     io.write_csv(frame, tmp_path / "t.csv")
     back = io.read_csv(tmp_path / "t.csv")
     assert [v.hex() for v in back["x"]] == [v.hex() for v in TRICKY]
@@ -44,10 +51,9 @@ def test_atomic_folder_appears_only_when_complete(tmp_path):
 @pytest.mark.parametrize("error", [RuntimeError, KeyboardInterrupt])
 def test_atomic_folder_failure_leaves_nothing(tmp_path, error):
     target = tmp_path / "new" / "deeper" / "run"
-    with pytest.raises(error):
-        with io.atomic_folder(target) as tmp:
-            (tmp / "half.csv").write_text("x")
-            raise error("boom")
+    with pytest.raises(error), io.atomic_folder(target) as tmp:
+        (tmp / "half.csv").write_text("x")
+        raise error("boom")
     assert list(tmp_path.iterdir()) == []  # not even the parent folders it created
 
 
@@ -55,9 +61,8 @@ def test_atomic_folder_never_replaces_without_force(tmp_path):
     target = tmp_path / "run"
     target.mkdir()
     (target / "old.txt").write_text("old")
-    with pytest.raises(io.FolderExistsError, match="--force"):
-        with io.atomic_folder(target):
-            pass  # pragma: no cover
+    with pytest.raises(io.FolderExistsError, match="--force"), io.atomic_folder(target):
+        pass  # pragma: no cover
     assert (target / "old.txt").exists()
     with pytest.raises(RuntimeError):  # a failed forced run keeps the old folder
         with io.atomic_folder(target, force=True) as tmp:
@@ -99,11 +104,19 @@ def test_replace_file_is_atomic(tmp_path):
 
 def test_results_schema_helpers():
     # two cells of a tau sweep: sf does not use tau (NaN), gumbel-softmax does
-    frame = pd.DataFrame({
-        "family": ["categorical"] * 4, "objective": ["squared"] * 4,
-        "estimator": ["sf", "gumbel-softmax"] * 2, "baseline": [""] * 4,
-        "logits": ["2.0,0.5"] * 4, "tau": [math.nan, 0.5, math.nan, 1.0],
-        "param": ["logits[0]"] * 4, "n": [10] * 4, "batch": [1] * 4})
+    frame = pd.DataFrame(
+        {
+            "family": ["categorical"] * 4,
+            "objective": ["squared"] * 4,
+            "estimator": ["sf", "gumbel-softmax"] * 2,
+            "baseline": [""] * 4,
+            "logits": ["2.0,0.5"] * 4,
+            "tau": [math.nan, 0.5, math.nan, 1.0],
+            "param": ["logits[0]"] * 4,
+            "n": [10] * 4,
+            "batch": [1] * 4,
+        }
+    )
     assert io.parameter_columns(frame) == ["logits", "tau"]
     assert io.swept_columns(frame) == ["tau"]
     assert io.cell_index(frame) == [0, 0, 1, 1]

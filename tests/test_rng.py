@@ -4,15 +4,16 @@ normal (ziggurat, including its tail), Gumbel and logistic variates against scip
 Distribution checks use the suite's one tolerance: moments within Z_TOL standard errors, and
 goodness-of-fit p-values above FALSE_ALARM (the same false-alarm rate as a 5-SE z check).
 """
+
 import math
 
 import numpy as np
 import pytest
+from conftest import FALSE_ALARM, Z_TOL, run_python
 from scipy import stats as st
 
-from conftest import FALSE_ALARM, Z_TOL, run_python
-from gradvar import rng
-from gradvar.jit import materialize
+from gradvar.kernels import rng
+from gradvar.kernels.jit import materialize
 
 KEY = rng.stream_key(20240611, rng.MAIN)
 N = 2_000_000
@@ -20,9 +21,9 @@ N = 2_000_000
 
 def _splitmix_reference(key, counter):
     """SplitMix64 (Steele, Lea & Flood 2014) written independently with Python ints."""
-    z = (key + counter * 0x9E3779B97F4A7C15) & (2 ** 64 - 1)
-    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2 ** 64 - 1)
-    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2 ** 64 - 1)
+    z = (key + counter * 0x9E3779B97F4A7C15) & (2**64 - 1)
+    z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & (2**64 - 1)
+    z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & (2**64 - 1)
     return z ^ (z >> 31)
 
 
@@ -63,8 +64,12 @@ def test_bits_known_answers():
     assert int(rng.bits(np.uint64(0), 1)) == 0xE220A8397B1DCDAF
     assert int(rng.bits(np.uint64(0), 2)) == 0x6E789E6AA1B965F4
     gen = np.random.default_rng(1)
-    for key, counter in zip(gen.integers(0, 2 ** 63, 50, dtype=np.uint64), gen.integers(0, 2 ** 40, 50)):
-        assert int(rng.bits(np.uint64(key), int(counter))) == _splitmix_reference(int(key), int(counter))
+    for key, counter in zip(
+        gen.integers(0, 2**63, 50, dtype=np.uint64), gen.integers(0, 2**40, 50), strict=False
+    ):
+        assert int(rng.bits(np.uint64(key), int(counter))) == _splitmix_reference(
+            int(key), int(counter)
+        )
 
 
 def test_bits_pure_function_of_key_and_counter(draw):
@@ -84,7 +89,7 @@ def test_pure_python_agrees_bit_for_bit(draw):
     n = 10_000
     code = f"""
 import numpy as np
-from gradvar import rng
+from gradvar.kernels import rng
 key = rng.stream_key(20240611, rng.MAIN)
 with np.errstate(over="ignore"):
     for f in (rng.uniform, rng.gumbel, rng.logistic):
@@ -93,7 +98,7 @@ with np.errstate(over="ignore"):
 """
     lines = run_python(code, env={"NUMBA_DISABLE_JIT": "1"}).splitlines()
     got = [np.array([float.fromhex(v) for v in line.split()]) for line in lines]
-    for kind, values in zip(("uniform", "gumbel", "logistic", "normal"), got):
+    for kind, values in zip(("uniform", "gumbel", "logistic", "normal"), got, strict=False):
         assert np.array_equal(values, draw(kind, n=n)), kind
     assert np.sum(np.abs(got[3]) > rng.ZIG_R) > 0  # the tail was exercised
 
@@ -107,22 +112,34 @@ def test_stream_keys():
 
 
 # --- uniforms strictly inside (0, 1) ------------------------------------------------------------
-EXTREME_BITS = [0, 1, 2 ** 11 - 1, 2 ** 11, 2 ** 12, 2 ** 63 - 1, 2 ** 63,
-                2 ** 64 - 2 ** 12, 2 ** 64 - 2 ** 11 - 1, 2 ** 64 - 2 ** 11, 2 ** 64 - 2, 2 ** 64 - 1]
+EXTREME_BITS = [
+    0,
+    1,
+    2**11 - 1,
+    2**11,
+    2**12,
+    2**63 - 1,
+    2**63,
+    2**64 - 2**12,
+    2**64 - 2**11 - 1,
+    2**64 - 2**11,
+    2**64 - 2,
+    2**64 - 1,
+]
 
 
 @pytest.mark.parametrize("mode", ["jit", "python"])
 def test_to_open01_extremes(mode):
     func = rng.to_open01 if mode == "jit" else rng.to_open01.py_func
     values = [func(np.uint64(b)) for b in EXTREME_BITS]
-    for b, u in zip(EXTREME_BITS, values):
+    for b, u in zip(EXTREME_BITS, values, strict=False):
         assert 0.0 < u < 1.0, f"to_open01({b:#x}) = {u!r} is not inside (0, 1)"
         assert math.isfinite(-math.log(-math.log(u)))  # a Gumbel from it is finite
         assert math.isfinite(math.log(u) - math.log1p(-u))  # and so is a logistic
     assert values == sorted(values)  # monotone in the bits
     lo, hi = values[0], values[-1]
-    assert lo <= 2.0 ** -52 and hi >= 1.0 - 2.0 ** -52  # and nearly the full range
-    assert abs((lo + hi) - 1.0) <= 2.0 ** -53  # symmetric about 1/2
+    assert lo <= 2.0**-52 and hi >= 1.0 - 2.0**-52  # and nearly the full range
+    assert abs((lo + hi) - 1.0) <= 2.0**-53  # symmetric about 1/2
 
 
 def test_uniform_law(draw):
@@ -142,10 +159,12 @@ def _moment_z(x, mean, var, skew, exkurt):
     """z-scores of sample mean, variance, skewness and excess kurtosis (normal-theory SEs
     are exact for a normal law)."""
     n = len(x)
-    return [(x.mean() - mean) / math.sqrt(var / n),
-            (x.var(ddof=1) - var) / math.sqrt(2 * var * var / n),
-            (st.skew(x) - skew) / math.sqrt(6 / n),
-            (st.kurtosis(x) - exkurt) / math.sqrt(24 / n)]
+    return [
+        (x.mean() - mean) / math.sqrt(var / n),
+        (x.var(ddof=1) - var) / math.sqrt(2 * var * var / n),
+        (st.skew(x) - skew) / math.sqrt(6 / n),
+        (st.kurtosis(x) - exkurt) / math.sqrt(24 / n),
+    ]
 
 
 def test_normal_moments_and_fit(draw):
@@ -188,7 +207,7 @@ def test_normal_tail_beyond_ziggurat_r(draw):
 def test_gumbel_law(draw):
     g = draw("gumbel", n=1_000_000)
     n = len(g)
-    var = math.pi ** 2 / 6
+    var = math.pi**2 / 6
     assert abs(g.mean() - np.euler_gamma) < Z_TOL * math.sqrt(var / n)
     # Var(s^2) = sigma^4 (excess kurtosis + 2) / n, excess kurtosis of the Gumbel 12/5
     assert abs(g.var(ddof=1) - var) < Z_TOL * math.sqrt(var * var * (12 / 5 + 2) / n)
@@ -200,7 +219,7 @@ def test_gumbel_law(draw):
 def test_logistic_law(draw):
     x = draw("logistic", n=1_000_000)
     n = len(x)
-    var = math.pi ** 2 / 3
+    var = math.pi**2 / 3
     assert abs(x.mean()) < Z_TOL * math.sqrt(var / n)
     # excess kurtosis of the logistic: 6/5
     assert abs(x.var(ddof=1) - var) < Z_TOL * math.sqrt(var * var * (6 / 5 + 2) / n)

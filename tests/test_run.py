@@ -1,4 +1,5 @@
 """gradvar run: TOML and meta.json experiments, key validation, replacing folders."""
+
 import csv
 import json
 from pathlib import Path
@@ -7,7 +8,7 @@ import pytest
 from click.testing import CliRunner
 
 from gradvar.cli import main
-from gradvar.commands import run as run_module
+from gradvar.cli import run as run_module
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -69,7 +70,7 @@ def test_run_replaces_an_existing_folder_only_when_complete(cli, tmp_path, monke
     marker = out / "old-marker"
     marker.write_text("old")
 
-    from gradvar import api
+    from gradvar.studies import compare as api
 
     def boom(*args, **kwargs):
         raise RuntimeError("simulated failure")
@@ -85,16 +86,19 @@ def test_run_replaces_an_existing_folder_only_when_complete(cli, tmp_path, monke
     assert not marker.exists()  # replaced by the complete new folder
 
 
-@pytest.mark.parametrize("text, message", [
-    ('estimator = "sf"\n', "missing key 'command'"),
-    ('command = "comparee"\n', "did you mean 'compare'"),
-    ('command = "compare"\nestimatr = "sf"\n', "unknown key 'estimatr'"),
-    ('command = "compare"\nsigma = -1\n', "sigma must be > 0"),
-    ('command = "compare"\nestimator = "reparam"\nfamily = "categorical"\n', "capability"),
-    ('command = "compare"\n[set]\nq = 1\n', "no parameter 'q'"),
-    ('command = "train"\nproblem = "bump"\nout = "x"\n', "unknown key 'out'"),
-    ('command = [1\n', "cannot read"),
-])
+@pytest.mark.parametrize(
+    "text, message",
+    [
+        ('estimator = "sf"\n', "missing key 'command'"),
+        ('command = "comparee"\n', "did you mean 'compare'"),
+        ('command = "compare"\nestimatr = "sf"\n', "unknown key 'estimatr'"),
+        ('command = "compare"\nsigma = -1\n', "sigma must be > 0"),
+        ('command = "compare"\nestimator = "reparam"\nfamily = "categorical"\n', "capability"),
+        ('command = "compare"\n[set]\nq = 1\n', "no parameter 'q'"),
+        ('command = "train"\nproblem = "bump"\nout = "x"\n', "unknown key 'out'"),
+        ("command = [1\n", "cannot read"),
+    ],
+)
 def test_bad_experiments_name_the_file_and_exit_2(cli, tmp_path, text, message):
     exp = write(tmp_path / "bad.toml", text)
     result = CliRunner().invoke(main, ["run", str(exp)])
@@ -113,8 +117,10 @@ def test_every_file_is_checked_before_anything_runs(cli, tmp_path):
 
 def test_run_all_runs_every_toml_in_experiments(cli, tmp_path):
     write(tmp_path / "experiments" / "a.toml", SMALL)
-    write(tmp_path / "experiments" / "b.toml", 'command = "pick-one"\nlists = ["1,2,3"]\n'
-                                               'samples = 100\nno-plot = true\n')
+    write(
+        tmp_path / "experiments" / "b.toml",
+        'command = "pick-one"\nlists = ["1,2,3"]\nsamples = 100\nno-plot = true\n',
+    )
     result = cli("run", "--all", "-q")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "results" / "a" / "results.csv").exists()
@@ -140,7 +146,7 @@ def test_canonical_experiment_files_are_valid(path):
 def test_ctrl_c_keeps_finished_cells_and_resume_continues(cli, tmp_path, monkeypatch):
     """Interrupt a 4-cell sweep after 2 cells: only DIR.partial/ remains; --resume runs the
     other 2 cells only and gives the same results.csv as an uninterrupted run."""
-    from gradvar import api
+    from gradvar.studies import compare as api
 
     exp = write(tmp_path / "sweep.toml", SMALL.replace('mu = "0,1"', 'mu = "0,1,2,3"'))
     assert cli("run", exp, "--out", "whole", "-q").exit_code == 0
@@ -168,12 +174,15 @@ def test_ctrl_c_keeps_finished_cells_and_resume_continues(cli, tmp_path, monkeyp
     assert calls == [2.0, 3.0]  # the finished cells were not run again
     done = tmp_path / "results" / "sweep"
     assert not partial.exists() and sorted(p.name for p in done.iterdir()) == [
-        "meta.json", "results.csv", "summary.csv"]
+        "meta.json",
+        "results.csv",
+        "summary.csv",
+    ]
     assert strip_timing(done / "results.csv") == strip_timing(tmp_path / "whole" / "results.csv")
 
 
 def test_resume_refuses_a_partial_of_another_experiment(cli, tmp_path, monkeypatch):
-    from gradvar import api
+    from gradvar.studies import compare as api
 
     exp = write(tmp_path / "sweep.toml", SMALL)
 

@@ -4,42 +4,53 @@ Coverage checks treat many independent data sets at once (one per "coordinate" o
 replicate) and assert the empirical coverage of a nominal 95% interval within Z_TOL binomial
 standard errors of 0.95, with a wrong interval shown to fail the same check.
 """
+
 import math
 
 import numpy as np
 import pytest
+from conftest import Z_TOL
 from scipy import stats as st
 
-from conftest import Z_TOL
-from gradvar import moments, stats
+from gradvar import stats
 from gradvar.engine import Moments
+from gradvar.kernels import moments
 
 
 def central_sums(x):
     """(mean, M2, M3, M4) per row of x, by NumPy."""
     mean = x.mean(axis=-1)
     d = x - mean[..., None]
-    return np.stack([mean, (d ** 2).sum(-1), (d ** 3).sum(-1), (d ** 4).sum(-1)], axis=-1)
+    return np.stack([mean, (d**2).sum(-1), (d**3).sum(-1), (d**4).sum(-1)], axis=-1)
 
 
 def moments_of(groups):
     """A Moments record from a list of (P, m_g) arrays, one per group, the engine's way."""
     data = np.concatenate(groups, axis=1)
-    return Moments(n_finite=data.shape[1], nonfinite=0, moments=central_sums(data),
-                   group_n=np.array([g.shape[1] for g in groups]),
-                   group_moments=np.stack([central_sums(g) for g in groups]), seconds=1.0)
+    return Moments(
+        n_finite=data.shape[1],
+        nonfinite=0,
+        moments=central_sums(data),
+        group_n=np.array([g.shape[1] for g in groups]),
+        group_moments=np.stack([central_sums(g) for g in groups]),
+        seconds=1.0,
+    )
 
 
 def coverage_ok(hits):
     """Empirical coverage of a nominal 95% interval within Z_TOL binomial SEs of 0.95."""
     hits = np.asarray(hits)
-    return abs(hits.mean() - stats.LEVEL) < Z_TOL * math.sqrt(stats.LEVEL * (1 - stats.LEVEL) / hits.size)
+    return abs(hits.mean() - stats.LEVEL) < Z_TOL * math.sqrt(
+        stats.LEVEL * (1 - stats.LEVEL) / hits.size
+    )
 
 
 # --- streaming moments ---------------------------------------------------------------------------
 def test_chunk_moments_match_numpy():
     gen = np.random.default_rng(0)
-    buf = np.vstack([gen.normal(3.0, 2.0, 1001), gen.standard_t(3, 1001), gen.exponential(5.0, 1001)])
+    buf = np.vstack(
+        [gen.normal(3.0, 2.0, 1001), gen.standard_t(3, 1001), gen.exponential(5.0, 1001)]
+    )
     mom, cnt = np.empty((3, 4)), np.empty(2, dtype=np.int64)
     moments.chunk_moments(buf.copy(), mom, cnt)
     assert list(cnt) == [1001, 0]
@@ -91,7 +102,7 @@ def test_coordinate_stats_formulas():
     bias = data.mean(axis=1) - exact
     assert out["bias"] == pytest.approx(bias, rel=1e-12)
     assert out["bias_z"] == pytest.approx(bias / np.sqrt(var / 1000), rel=1e-12)
-    assert out["mse"] == pytest.approx(bias ** 2 + var, rel=1e-12)
+    assert out["mse"] == pytest.approx(bias**2 + var, rel=1e-12)
     assert np.array_equal(out["exact_var"], [0.25, 9.0])
     assert np.all(out["var_ci_low"] < var) and np.all(var < out["var_ci_high"])
 
@@ -134,15 +145,16 @@ def test_variance_interval_coverage(law):
     # the standard error itself: Var(s^2) = sigma^4 (kurtosis - (n - 3) / (n - 1)) / n
     se = (out["var_ci_high"] - out["grad_var"]) / stats.Z
     exact_se = true_var * math.sqrt((kurt - (n - 3) / (n - 1)) / n)
-    assert math.sqrt(np.mean(se ** 2)) == pytest.approx(exact_se, rel=0.05)
+    assert math.sqrt(np.mean(se**2)) == pytest.approx(exact_se, rel=0.05)
     half_normal_theory = stats.Z * out["grad_var"] * math.sqrt(2 / (n - 1))
     naive = np.abs(out["grad_var"] - true_var) <= half_normal_theory
     assert coverage_ok(naive) == (law == "normal")
 
 
-# --- aggregates over coordinates: jackknife over groups ----------------------------------------------
+# --- aggregates over coordinates: jackknife over groups -----------------------------------
 def _jackknife_by_hand(groups, exact):
     """total_var, bias_sq_norm, mse and jackknife half-widths from the raw data."""
+
     def agg(gs):
         data = np.concatenate(gs, axis=1)
         tv = data.var(axis=1, ddof=1).sum()
@@ -150,7 +162,7 @@ def _jackknife_by_hand(groups, exact):
         return np.array([tv, b2, tv + b2])
 
     full = agg(groups)
-    loo = np.array([agg(groups[:i] + groups[i + 1:]) for i in range(len(groups))])
+    loo = np.array([agg(groups[:i] + groups[i + 1 :]) for i in range(len(groups))])
     g = len(groups)
     se = np.sqrt((g - 1) / g * ((loo - loo.mean(0)) ** 2).sum(0))
     return full, st.t.ppf(0.975, g - 1) * se
@@ -165,7 +177,9 @@ def test_summary_stats_known_case():
     for i, name in enumerate(("total_var", "bias_sq_norm", "mse")):
         assert out[name] == pytest.approx(full[i], rel=1e-10)
         assert out[name + "_ci_high"] == pytest.approx(full[i] + half[i], rel=1e-9)
-        assert out[name + "_ci_low"] == pytest.approx(max(full[i] - half[i], 0.0), rel=1e-9, abs=1e-15)
+        assert out[name + "_ci_low"] == pytest.approx(
+            max(full[i] - half[i], 0.0), rel=1e-9, abs=1e-15
+        )
     # two groups: no interval (NaN), never a made-up one
     two = stats.summary_stats(moments_of(groups[:2]), exact)
     assert math.isfinite(two["total_var"])

@@ -1,11 +1,12 @@
 """gradvar.sweep_tau: the temperature grid, shared noise, the bias floor, the best tau."""
+
 import numpy as np
 import pytest
+from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
 
 import gradvar
-from gradvar import reference, spec, sweeptau
-
-from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
+from gradvar import spec, truth
+from gradvar.studies import sweep_tau as sweeptau
 
 
 @pytest.fixture(scope="module")
@@ -30,23 +31,38 @@ def test_summary_has_one_row_per_tau_and_estimator_plus_the_references(small):
     refs = summary[summary.role == "reference"]
     assert sorted(refs.estimator) == ["sf", "sf-baseline"] and refs.tau.isna().all()
     assert len(results) == (5 * 2 + 2) * 3  # three logits coordinates
-    for col in ("total_var", "bias_sq_norm", "mse", "mse_ci_low", "mse_ci_high",
-                "bias_sq_noise_floor", "bias_sq_debiased"):
+    for col in (
+        "total_var",
+        "bias_sq_norm",
+        "mse",
+        "mse_ci_low",
+        "mse_ci_high",
+        "bias_sq_noise_floor",
+        "bias_sq_debiased",
+    ):
         assert col in summary
     np.testing.assert_allclose(summary.bias_sq_noise_floor, summary.total_var / summary.n)
-    np.testing.assert_allclose(summary.bias_sq_debiased,
-                               summary.bias_sq_norm - summary.total_var / summary.n)
+    np.testing.assert_allclose(
+        summary.bias_sq_debiased, summary.bias_sq_norm - summary.total_var / summary.n
+    )
 
 
 def test_every_estimator_sees_the_same_noise_as_in_compare(small):
     results, _ = small
-    one = gradvar.compare(family="categorical", estimator="gumbel-softmax,sf",
-                          tau=results.tau.dropna().iloc[0], samples=20_000, seed=2)
+    one = gradvar.compare(
+        family="categorical",
+        estimator="gumbel-softmax,sf",
+        tau=results.tau.dropna().iloc[0],
+        samples=20_000,
+        seed=2,
+    )
     for est in ("gumbel-softmax", "sf"):
-        mine = results[(results.estimator == est)
-                       & ((results.tau == one.tau.iloc[0]) | results.tau.isna())]
-        np.testing.assert_array_equal(mine.grad_mean.to_numpy()[:3],
-                                      one[one.estimator == est].grad_mean.to_numpy())
+        mine = results[
+            (results.estimator == est) & ((results.tau == one.tau.iloc[0]) | results.tau.isna())
+        ]
+        np.testing.assert_array_equal(
+            mine.grad_mean.to_numpy()[:3], one[one.estimator == est].grad_mean.to_numpy()
+        )
 
 
 def test_best_tau_minimises_the_mse_and_flags_the_grid_edge(small):
@@ -67,28 +83,33 @@ def test_best_tau_minimises_the_mse_and_flags_the_grid_edge(small):
 @pytest.mark.parametrize("tau", [0.2, 1.0])
 def test_debiased_squared_bias_matches_the_exact_one_for_two_classes(tau):
     """Two classes: the true squared bias ||relaxed-mean - exact||^2 is known by quadrature."""
-    _, summary = gradvar.sweep_tau(logits="1,0", tau=[tau], estimator="gumbel-softmax",
-                                   reference="", samples=100_000, seed=4)
-    cell = spec.plan(family="categorical", logits="1,0", estimator="gumbel-softmax",
-                     tau=tau).cells[0]
-    truth = float(np.sum((reference.relaxed_gradient(cell) - reference.exact_gradient(cell)) ** 2))
+    _, summary = gradvar.sweep_tau(
+        logits="1,0", tau=[tau], estimator="gumbel-softmax", reference="", samples=100_000, seed=4
+    )
+    cell = spec.plan(family="categorical", logits="1,0", estimator="gumbel-softmax", tau=tau).cells[
+        0
+    ]
+    true_sq = float(np.sum((truth.relaxed_gradient(cell) - truth.exact_gradient(cell)) ** 2))
     row = summary.iloc[0]
     se = (row.bias_sq_norm_ci_high - row.bias_sq_norm_ci_low) / (2 * 1.96)
-    assert abs(row.bias_sq_debiased - truth) < Z_TOL * se, (row.bias_sq_debiased, truth, se)
+    assert abs(row.bias_sq_debiased - true_sq) < Z_TOL * se, (row.bias_sq_debiased, true_sq, se)
     # unbiased for the relaxed objective: the squared distance to the relaxed gradient is
     # pure noise, about total_var / n (a chi-square with one degree of freedom, times that)
-    assert row.relaxed_bias_sq_norm < Z_TOL ** 2 * row.bias_sq_noise_floor
+    assert row.relaxed_bias_sq_norm < Z_TOL**2 * row.bias_sq_noise_floor
 
 
-@pytest.mark.parametrize("kw,match", [
-    (dict(family="normal"), "relax"),
-    (dict(estimator="sf"), "does not use tau"),
-    (dict(reference="gumbel-softmax"), "depends on tau"),
-    (dict(tau="0.1,0"), "tau"),
-    (dict(family="bernoulli", logit="0,1"), "sweeps tau only"),
-    (dict(estimator=""), "at least one"),
-    (dict(estimator="gumbel-softmx"), "did you mean"),
-])
+@pytest.mark.parametrize(
+    "kw,match",
+    [
+        (dict(family="normal"), "relax"),
+        (dict(estimator="sf"), "does not use tau"),
+        (dict(reference="gumbel-softmax"), "depends on tau"),
+        (dict(tau="0.1,0"), "tau"),
+        (dict(family="bernoulli", logit="0,1"), "sweeps tau only"),
+        (dict(estimator=""), "at least one"),
+        (dict(estimator="gumbel-softmx"), "did you mean"),
+    ],
+)
 def test_bad_sweeps_are_spec_errors(kw, match):
     with pytest.raises(spec.SpecError, match=match):
         sweeptau.plans(**kw)
@@ -121,20 +142,37 @@ def invoke(*args):
 
 def test_command_writes_the_folder_and_prints_the_best_tau(tmp_path):
     out = tmp_path / "sweep"
-    result = invoke("sweep-tau", "--tau", "log:0.1:10:4", "--samples", "3000", "--quiet",
-                    "--out", out)
+    result = invoke(
+        "sweep-tau", "--tau", "log:0.1:10:4", "--samples", "3000", "--quiet", "--out", out
+    )
     assert result.exit_code == 0, result.output
     assert "best tau" in result.output and "gumbel-softmax" in result.output
     assert "sf-baseline (mean)" in result.output
     files = {p.name for p in out.iterdir()}
-    assert files == {"results.csv", "summary.csv", "best_tau.csv", "meta.json",
-                     "bias_variance_mse_vs_tau.png", "bias_variance_mse_vs_tau.svg"}
+    assert files == {
+        "results.csv",
+        "summary.csv",
+        "best_tau.csv",
+        "meta.json",
+        "bias_variance_mse_vs_tau.png",
+        "bias_variance_mse_vs_tau.svg",
+    }
     from gradvar import io
 
     summary = io.read_csv(out / "summary.csv")
     assert len(summary) == 4 * 2 + 2
-    for col in ("tau", "total_var", "bias_sq_norm", "mse", "mse_ci_low", "mse_ci_high",
-                "total_var_ci_low", "bias_sq_norm_ci_high", "bias_sq_debiased", "logits"):
+    for col in (
+        "tau",
+        "total_var",
+        "bias_sq_norm",
+        "mse",
+        "mse_ci_low",
+        "mse_ci_high",
+        "total_var_ci_low",
+        "bias_sq_norm_ci_high",
+        "bias_sq_debiased",
+        "logits",
+    ):
         assert col in summary
     results = io.read_csv(out / "results.csv")
     assert {"relaxed_grad", "exact_grad", "nonfinite", "tau"} <= set(results.columns)
@@ -151,30 +189,48 @@ def test_command_writes_the_folder_and_prints_the_best_tau(tmp_path):
 def test_command_is_reproducible_and_runs_from_its_meta(tmp_path):
     import json
 
-    from gradvar.commands import sweep_tau
+    from gradvar.cli import sweep_tau
 
-    args = ("sweep-tau", "--tau", "0.3,3", "--samples", "2000", "--quiet", "--no-plot",
-            "--family", "bernoulli", "--reference", "none", "--set", "t=0.4")
+    args = (
+        "sweep-tau",
+        "--tau",
+        "0.3,3",
+        "--samples",
+        "2000",
+        "--quiet",
+        "--no-plot",
+        "--family",
+        "bernoulli",
+        "--reference",
+        "none",
+        "--set",
+        "t=0.4",
+    )
     assert invoke(*args, "--out", tmp_path / "a").exit_code == 0
     assert invoke(*args, "--out", tmp_path / "b").exit_code == 0
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
     sweep_tau.execute(meta["experiment"], out=tmp_path / "c", quiet=True)
     from gradvar import io
 
-    frames = [io.read_csv(tmp_path / d / "summary.csv").drop(
-        columns=["seconds", "estimates_per_s"]) for d in "abc"]
+    frames = [
+        io.read_csv(tmp_path / d / "summary.csv").drop(columns=["seconds", "estimates_per_s"])
+        for d in "abc"
+    ]
     assert frames[0].equals(frames[1]) and frames[0].equals(frames[2])
     assert list(frames[0].estimator.unique()) == ["gumbel-softmax", "st-gumbel"]
     assert (frames[0].t == 0.4).all()
 
 
-@pytest.mark.parametrize("args,message", [
-    (("--family", "normal"), "relax"),
-    (("--tau", "0.1,-1"), "tau"),
-    (("--estimator", "sf"), "does not use tau"),
-    (("--logits", "1"), "2 classes"),
-    (("--set", "q=1"), "no parameter 'q'"),
-])
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (("--family", "normal"), "relax"),
+        (("--tau", "0.1,-1"), "tau"),
+        (("--estimator", "sf"), "does not use tau"),
+        (("--logits", "1"), "2 classes"),
+        (("--set", "q=1"), "no parameter 'q'"),
+    ],
+)
 def test_command_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
     result = invoke("sweep-tau", *args, "--out", tmp_path / "x")
     assert result.exit_code == 2 and message in result.output

@@ -1,20 +1,21 @@
 """Training trajectories: the first step against an independent finite-difference gradient,
 the per-step variance against enumeration, directions, and the command's errors."""
+
 import math
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
-from gradvar import training
 from gradvar.cli import main
+from gradvar.studies import train as training
 
 Z_TOL = 5.0  # standard errors; two-sided false alarm about 6e-7 per check under normality
 
 
 def bump_objective(m, x=np.arange(5.0), w=np.arange(1.0, 6.0)):
     """E[w . onehot] = w . softmax(exp(-(x - m)^2)), written independently of the package."""
-    o = np.exp(-(x - m) ** 2)
+    o = np.exp(-((x - m) ** 2))
     p = np.exp(o - o.max())
     p /= p.sum()
     return float(w @ p)
@@ -47,7 +48,7 @@ def test_bernoulli_toy_exact_descends_with_the_tiny_true_gradient():
     df = training.train("bernoulli-toy", estimator="exact", seed="0", steps=50)
     first = df[df["step"] == 0].iloc[0]
     assert first["grad"] == pytest.approx(0.0005, rel=1e-9)  # (1 - 2t) p (1 - p) at logit 0
-    assert first["objective"] == pytest.approx(0.5 * 0.501 ** 2 + 0.5 * 0.499 ** 2, rel=1e-12)
+    assert first["objective"] == pytest.approx(0.5 * 0.501**2 + 0.5 * 0.499**2, rel=1e-12)
     last = df[df["step"] == 50].iloc[0]
     assert last["value"] < -0.4 and last["objective"] < first["objective"]  # Adam, descent
 
@@ -59,7 +60,7 @@ def test_grad_var_matches_the_exact_score_function_variance():
     early = df[df["step"] < 30]
     assert early["value"].abs().max() < 0.5  # still near logit 0
     p = 1 / (1 + np.exp(-early["value"].to_numpy()))
-    f1, f0 = 0.501 ** 2, 0.499 ** 2
+    f1, f0 = 0.501**2, 0.499**2
     exact = p * (f1 * (1 - p)) ** 2 + (1 - p) * (f0 * p) ** 2 - ((f1 - f0) * p * (1 - p)) ** 2
     ratio = early["grad_var"].to_numpy() / exact
     se = ratio.std(ddof=1) / math.sqrt(len(ratio))
@@ -79,14 +80,17 @@ def test_same_seed_same_trajectory():
     assert a.equals(b) and not a.equals(c)
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--problem", "bumpy"], "did you mean 'bump'"),
-    (["--problem", "bump", "--estimator", "reparam"], "capability"),
-    (["--problem", "bernoulli-toy", "--train-positions"], "--train-positions"),
-    (["--problem", "bump", "--lr", "-1"], "lr"),
-    (["--problem", "bump", "--steps", "x"], "steps"),
-    (["--problem", "bump", "--tau", "0"], "tau"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--problem", "bumpy"], "did you mean 'bump'"),
+        (["--problem", "bump", "--estimator", "reparam"], "capability"),
+        (["--problem", "bernoulli-toy", "--train-positions"], "--train-positions"),
+        (["--problem", "bump", "--lr", "-1"], "lr"),
+        (["--problem", "bump", "--steps", "x"], "steps"),
+        (["--problem", "bump", "--tau", "0"], "tau"),
+    ],
+)
 def test_train_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, args, message):
     monkeypatch.chdir(tmp_path)
     result = CliRunner().invoke(main, ["train", *args])
@@ -97,13 +101,36 @@ def test_train_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, args,
 
 def test_train_command_prints_m_and_writes_the_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["train", "--problem", "bump", "--estimator", "exact",
-                                       "--steps", "5", "--lr", "1", "--out", "out"])
+    result = CliRunner().invoke(
+        main,
+        [
+            "train",
+            "--problem",
+            "bump",
+            "--estimator",
+            "exact",
+            "--steps",
+            "5",
+            "--lr",
+            "1",
+            "--out",
+            "out",
+        ],
+    )
     assert result.exit_code == 0, result.output
     assert result.output.count("m = ") == 6 and "m = 2.000000" in result.output
     header = (tmp_path / "out" / "results.csv").read_text().splitlines()[0].split(",")
-    for column in ["problem", "estimator", "seed", "step", "param", "value", "objective", "grad",
-                   "grad_var"]:
+    for column in [
+        "problem",
+        "estimator",
+        "seed",
+        "step",
+        "param",
+        "value",
+        "objective",
+        "grad",
+        "grad_var",
+    ]:
         assert column in header
     assert (tmp_path / "out" / "training.png").stat().st_size > 10_000
 
@@ -111,8 +138,24 @@ def test_train_command_prints_m_and_writes_the_folder(tmp_path, monkeypatch):
 def test_plot_redraws_a_training_folder(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     runner = CliRunner()
-    assert runner.invoke(main, ["train", "--problem", "bump", "--estimator", "exact", "--steps", "2",
-                                "--out", "t", "--no-plot"]).exit_code == 0
+    assert (
+        runner.invoke(
+            main,
+            [
+                "train",
+                "--problem",
+                "bump",
+                "--estimator",
+                "exact",
+                "--steps",
+                "2",
+                "--out",
+                "t",
+                "--no-plot",
+            ],
+        ).exit_code
+        == 0
+    )
     assert not (tmp_path / "t" / "training.png").exists()
     result = runner.invoke(main, ["plot", "t"])
     assert result.exit_code == 0, result.output

@@ -3,17 +3,18 @@
 Each wrong estimator is the score-function kernel of ``gradvar/estimators.py`` with one
 plausible bug; the tests run it through the engine exactly like a registered estimator and
 assert that the statistical check which accepts the right estimator rejects it.  They are
-:class:`gradvar.registry.Estimator` objects built here and never registered, so the CLI,
+:class:`gradvar.model.registry.Estimator` objects built here and never registered, so the CLI,
 ``gradvar list`` and the generic tests do not see them.
 
 The names ``noise``, ``score``, ``obj`` are bound per (family, objective) by the engine, as for
 the real estimators.  Kernel names are unique (the engine names its generated modules after
 them).
 """
+
 import math
 
-from gradvar.jit import kernel
-from gradvar.registry import Estimator, Objective, Param
+from gradvar.kernels.jit import kernel
+from gradvar.model.registry import Estimator, Objective, Param
 
 noise = score = path = vjp = obj = None  # bound per combination by the engine
 
@@ -40,7 +41,7 @@ def wrong_sf_same_noise(fp, objp, tau, aux, key, counter0, batch, work, g):
     copies of one sample does not divide the variance by M."""
     x, st, v, s = work[0], work[2], work[3], work[4]
     g[:] = 0.0
-    for m in range(batch):
+    for _ in range(batch):
         noise(fp, key, counter0, st)
         score(fp, st, x, s)
         f = obj(x, objp, v)
@@ -100,8 +101,13 @@ def wrong_sf_logit_score(fp, objp, tau, aux, key, counter0, batch, work, g):
 
 
 def _wrong(kern, summary):
-    return Estimator(name=kern.__name__.replace("_", "-"), summary=summary,
-                     formula="(deliberately wrong)", kernel=kern, requires="score")
+    return Estimator(
+        name=kern.__name__.replace("_", "-"),
+        summary=summary,
+        formula="(deliberately wrong)",
+        kernel=kern,
+        requires="score",
+    )
 
 
 SF_SIGMA_SCORE = _wrong(wrong_sf_sigma_score, "score missing the 1/sigma")
@@ -122,5 +128,11 @@ def normal_inf_above(x, objp, grad):
     return x[0]
 
 
-INF_ABOVE = Objective("normal", "inf-above", (Param("c", 1.5),), "z below c, inf above",
-                      "z if z <= c else inf", normal_inf_above)
+INF_ABOVE = Objective(
+    "normal",
+    "inf-above",
+    (Param("c", 1.5),),
+    "z below c, inf above",
+    "z if z <= c else inf",
+    normal_inf_above,
+)

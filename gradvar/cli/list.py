@@ -1,0 +1,44 @@
+"""``gradvar list``: families, objectives and estimators, read from the registries."""
+
+import click
+
+from gradvar.model import registry
+
+
+@click.command("list")
+def list_command():
+    """List families, objectives (with parameters) and estimators.
+
+    \b
+    Example:
+      gradvar list
+    """
+    registry.load()
+    click.echo("Families:")
+    for fam in registry.FAMILIES.values():
+        params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in fam.params)
+        click.echo(f"  {fam.name:<12} {fam.summary}")
+        click.echo(f"  {'':<12} parameters: {params}; can: {', '.join(sorted(fam.capabilities))}")
+    click.echo("\nObjectives:")
+    for obj in registry.OBJECTIVES.values():
+        params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in obj.params) or "none"
+        click.echo(f"  {obj.family + ' ' + obj.name:<22} {obj.summary}   [{params}]")
+    click.echo("\nEstimators:")
+    for est in registry.ESTIMATORS.values():
+        fams = [f.name for f in registry.FAMILIES.values() if registry.applicable(est, f)]
+        click.echo(f"  {est.name:<15} {est.summary}")
+        extra = f"; options: {', '.join('--' + o for o in est.options)}" if est.options else ""
+        click.echo(
+            f"  {'':<15} families: {', '.join(fams)}; unbiased for: {est.unbiased_for}{extra}"
+        )
+    click.echo("\nBaselines (sf-baseline --baseline):")
+    for name, text in registry.BASELINES.items():
+        click.echo(f"  {name:<15} {text}")
+
+
+def _fmt(value):
+    if callable(value):
+        return "1..K"
+    if isinstance(value, tuple):
+        return ",".join(f"{v:g}" for v in value)
+    return f"{value:g}"

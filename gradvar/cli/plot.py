@@ -1,0 +1,65 @@
+"""``gradvar plot DIR``: redraw a results folder's plots from its CSV files alone."""
+
+from pathlib import Path
+
+import click
+
+from gradvar.cli import common
+
+
+@click.command("plot")
+@click.argument(
+    "folders",
+    nargs=-1,
+    required=True,
+    metavar="DIR...",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+)
+@click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
+def plot_command(folders, quiet):
+    """Redraw the plots of one or more results folders from their CSV files.
+
+    The command that made a folder is read from its meta.json (or guessed from the
+    columns of results.csv); nothing is re-run. Plots are replaced file by file, atomically.
+
+    \b
+    Example:
+      gradvar compare --estimator sf,reparam --mu -2:2:5 --out results/shift
+      gradvar plot results/shift
+    """
+    for folder in folders:
+        with common.usage_errors():
+            command, results = load(folder)
+        with common.running_errors():
+            from gradvar.plots import compare as plots
+
+            names = plots.PLOTTERS[command](results, folder)
+        if not quiet:
+            common.echo_files(folder, names)
+
+
+def load(folder):
+    """(command, results table) of a results folder; usage errors name what is missing."""
+    from gradvar import io
+    from gradvar.spec import SpecError
+
+    path = Path(folder) / "results.csv"
+    if not path.exists():
+        raise SpecError(f"{folder} is not a results folder: it has no results.csv")
+    try:
+        results = io.read_csv(path)
+        command = io.read_meta(folder).get("experiment", {}).get("command")
+    except ValueError as err:  # includes JSON and CSV parse errors
+        raise SpecError(f"cannot read {folder}: {err}") from None
+    from gradvar.plots import compare as plots
+
+    if command is None:
+        command = "pick-one" if "values" in results.columns else "compare"
+    if command not in plots.PLOTTERS:
+        raise SpecError(
+            f"gradvar plot cannot draw results of {command!r} yet; it draws: "
+            + ", ".join(plots.PLOTTERS)
+        )
+    if results.empty:
+        raise SpecError(f"{path} has no rows")
+    return command, results

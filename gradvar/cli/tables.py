@@ -1,0 +1,165 @@
+"""Plain-text tables for stdout, made from result tables (no numerics beyond formatting)."""
+
+import math
+
+from gradvar import io
+
+SIGNIFICANT_BIAS_Z = 5.0  # flag a bias beyond this many standard errors in sweep tables
+
+
+def render(headers, rows, right=()):
+    """Align ``rows`` (lists of strings) under ``headers``; columns in ``right`` right-aligned."""
+    widths = [max(len(str(c)) for c in col) for col in zip(headers, *rows, strict=False)]
+    lines = []
+    for row in [headers] + rows:
+        cells = [
+            str(c).rjust(w) if i in right else str(c).ljust(w)
+            for i, (c, w) in enumerate(zip(row, widths, strict=False))
+        ]
+        lines.append("  ".join(cells).rstrip())
+    return "\n".join(lines)
+
+
+def isnan(x):
+    return x is None or (isinstance(x, float) and math.isnan(x))
+
+
+def num(x, digits=4):
+    """A number to ``digits`` significant digits; NaN as 'n/a'."""
+    if isnan(x):
+        return "n/a"
+    return f"{float(x):.{digits}g}"
+
+
+def rate(x):
+    """Estimates per second with an SI suffix: 6.1M."""
+    if isnan(x) or x <= 0:
+        return "n/a"
+    for factor, suffix in ((1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if x >= factor:
+            return f"{x / factor:.3g}{suffix}"
+    return f"{x:.3g}"
+
+
+def mean_sem(mean, sem):
+    """'1.992 ± 0.017': the estimate to the precision its standard error supports."""
+    if isnan(mean):
+        return "n/a"
+    if isnan(sem) or sem <= 0 or not math.isfinite(sem):
+        return f"{mean:.6g} ± {num(sem, 2)}"
+    decimals = min(12, max(0, 1 - math.floor(math.log10(sem))))
+    return f"{mean:.{decimals}f} ± {sem:.{decimals}f}"
+
+
+def cell_description(results, skip=()):
+    """'mu=1, sigma=1, k=0': each parameter column's first value (columns all NaN left out)."""
+    parts = []
+    for c in io.parameter_columns(results):
+        values = [v for v in results[c] if not isnan(v) and v != ""]
+        if c not in skip and values:
+            parts.append(f"{c}={io.describe_value(values[0])}")
+    return ", ".join(parts)
+
+
+def heading(results, swept=()):
+    """The line above a table: what was run, where, with how many estimates."""
+    row = results.iloc[0]
+    from gradvar.model import registry
+
+    registry.load()
+    obj = registry.OBJECTIVES.get((row["family"], row["objective"]))
+    formula = f" {obj.summary}" if obj is not None else ""
+    batch = "" if "batch" in swept else f" of batch {int(row['batch'])}"
+    sweep = f"; sweep over {', '.join(swept)}" if swept else ""
+    return (
+        f"{row['family']} / {row['objective']}{formula}; {cell_description(results, swept)}; "
+        f"n = {int(row['n']):,} estimates{batch} per cell, seed {int(row['seed'])}{sweep}"
+    )
+
+
+def point_table(results):
+    """One row per estimator and coordinate with every statistic the reader needs."""
+    headers = [
+        "estimator",
+        "param",
+        "estimate ± sem",
+        "exact",
+        "variance [95% CI]",
+        "exact var",
+        "MSE",
+        "estimates/s",
+    ]
+    rows = []
+    for r in results.itertuples(index=False):
+        ci = f"{num(r.grad_var)} [{num(r.var_ci_low)}, {num(r.var_ci_high)}]"
+        rows.append(
+            [
+                io.estimator_label(r.estimator, r.baseline),
+                r.param,
+                mean_sem(r.grad_mean, r.grad_sem),
+                num(r.exact_grad, 6),
+                ci,
+                num(r.exact_var),
+                num(r.mse),
+                rate(r.estimates_per_s),
+            ]
+        )
+    return render(headers, rows, right={7})
+
+
+def sweep_tables(results, swept):
+    """Per coordinate, a grid: swept values down, estimators across, 'variance [exact]'."""
+    frame = results.assign(
+        _cell=io.cell_index(results),
+        _label=[
+            io.estimator_label(e, b)
+            for e, b in zip(results["estimator"], results["baseline"], strict=False)
+        ],
+    )
+    labels = list(dict.fromkeys(frame["_label"]))
+    cells = frame.groupby("_cell", sort=True)
+    keys = {cell: [_first_value(group[c]) for c in swept] for cell, group in cells}
+    blocks, flagged = [], False
+    for param in dict.fromkeys(frame["param"]):
+        sub = frame[frame["param"] == param]
+        rows = []
+        for cell in sorted(keys):
+            part = sub[sub["_cell"] == cell]
+            row = [f"{v:.4g}" if not isnan(v) else "" for v in keys[cell]]
+            for label in labels:
+                hit = part[part["_label"] == label]
+                text, flag = _variance_entry(hit.iloc[0]) if len(hit) else ("", False)
+                flagged |= flag
+                row.append(text)
+            rows.append(row)
+        title = f"Variance of one estimate of d/d{param} (exact in brackets)"
+        right = set(range(len(swept) + len(labels)))
+        blocks.append(title + "\n" + render(list(swept) + labels, rows, right=right))
+    speed = ", ".join(
+        f"{label} {rate(frame[frame['_label'] == label]['estimates_per_s'].median())}"
+        for label in labels
+    )
+    notes = [f"estimates/s (median over cells): {speed}"]
+    if flagged:
+        notes.append(
+            f"* bias beyond {SIGNIFICANT_BIAS_Z:g} standard errors (full statistics in results.csv)"
+        )
+    return "\n\n".join(blocks) + "\n\n" + "\n".join(notes)
+
+
+def _first_value(column):
+    values = column.dropna()
+    return values.iloc[0] if len(values) else math.nan
+
+
+def _variance_entry(r):
+    flag = not isnan(r["bias_z"]) and abs(r["bias_z"]) > SIGNIFICANT_BIAS_Z
+    exact = "" if isnan(r["exact_var"]) else f" [{num(r['exact_var'])}]"
+    return f"{num(r['grad_var'])}{exact}{'*' if flag else ''}", flag
+
+
+def results_table(results):
+    """The stdout report of a compare run: heading and the point or sweep table."""
+    swept = io.swept_columns(results)
+    body = sweep_tables(results, swept) if swept else point_table(results)
+    return heading(results, swept) + "\n\n" + body

@@ -1,0 +1,1 @@
+"""The Numba machinery: lazy kernels, generated drivers, RNG, moments."""

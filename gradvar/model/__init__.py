@@ -1,0 +1,1 @@
+"""What is measured: families, objectives, estimators, baselines."""

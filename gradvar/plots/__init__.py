@@ -1,0 +1,1 @@
+"""Figures drawn from a results folder's tables (Matplotlib's Figure API)."""

@@ -1,0 +1,1 @@
+"""One module per command: validate a spec, run, return tables, write the folder."""

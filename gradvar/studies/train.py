@@ -1,0 +1,343 @@
+"""Training trajectories: gradient ascent or descent driven by each estimator.
+
+Every step draws ``replicates`` gradient estimates at the current parameters through the
+engine (same kernels and noise design as ``compare``); the first drives the update and all
+of them give the variance of one estimate at that point (``grad_var``).  Two problems:
+
+- ``bump``: the discretized-Gaussian toy of REFERENCE section 3: categorical logits
+  o_j = exp(-(x_j - m)^2) at positions x = 0..4, weights w = 1..5, maximise E[w . y] from
+  m = 2 with learning rate 1; ``train_positions`` also trains x (as the original write-up).
+- ``bernoulli-toy``: minimise E[(b - t)^2], t = 0.499, b ~ Bernoulli(sigmoid(logit)) from
+  logit 0 with Adam (lr 0.01): the true gradient (1 - 2t) p (1 - p) is tiny.
+"""
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from gradvar import engine, truth
+from gradvar.model import registry
+
+REPLICATES = 100  # estimates per step used for grad_var
+COLUMNS = [
+    "problem",
+    "estimator",
+    "baseline",
+    "tau",
+    "batch",
+    "seed",
+    "step",
+    "param",
+    "value",
+    "objective",
+    "grad",
+    "grad_var",
+]
+
+
+@dataclass
+class Problem:
+    """A training problem: parameters, how they map to a cell, and the chain rule back."""
+
+    name: str
+    summary: str
+    family: str
+    objective: str
+    objective_values: dict
+    sign: float  # +1 ascent (maximise), -1 descent (minimise)
+    defaults: dict = field(default_factory=dict)
+
+    def initial(self, train_positions=False):
+        raise NotImplementedError
+
+    def family_values(self, params):
+        raise NotImplementedError
+
+    def chain(self, params, grads):
+        """Gradients w.r.t. the family parameters (R, P) -> w.r.t. the trained params."""
+        raise NotImplementedError
+
+
+class Bump(Problem):
+    def initial(self, train_positions=False):
+        params = {"m": np.array([2.0])}
+        if train_positions:
+            params["x"] = np.arange(5.0)
+        return params
+
+    def positions(self, params):
+        return params.get("x", np.arange(5.0))
+
+    def family_values(self, params):
+        x = self.positions(params)
+        return {"logits": np.exp(-((x - params["m"][0]) ** 2))}
+
+    def chain(self, params, grads):
+        x = self.positions(params)
+        d = x - params["m"][0]
+        do_dm = 2.0 * d * np.exp(-d * d)  # d o_j / d m; d o_j / d x_j = -do_dm
+        out = {"m": grads @ do_dm[:, None]}
+        if "x" in params:
+            out["x"] = -grads * do_dm
+        return out
+
+
+class BernoulliToy(Problem):
+    def initial(self, train_positions=False):
+        return {"logit": np.array([0.0])}
+
+    def family_values(self, params):
+        return {"logit": float(params["logit"][0])}
+
+    def chain(self, params, grads):
+        return {"logit": grads}
+
+
+PROBLEMS = {
+    "bump": Bump(
+        "bump",
+        "discretized Gaussian: logits exp(-(x - m)^2), maximise E[w . y]",
+        "categorical",
+        "linear",
+        {"w": np.arange(1.0, 6.0)},
+        +1.0,
+        dict(
+            estimator="exact,gumbel-softmax",
+            steps=5,
+            lr=1.0,
+            optimizer="sgd",
+            tau=1.0,
+            baseline="mean",
+            seed="0",
+        ),
+    ),
+    "bernoulli-toy": BernoulliToy(
+        "bernoulli-toy",
+        "minimise E[(b - 0.499)^2] over the logit",
+        "bernoulli",
+        "squared",
+        {"t": 0.499},
+        -1.0,
+        dict(
+            estimator="sf,sf-baseline,gumbel-softmax,st-gumbel,exact",
+            steps=2000,
+            lr=0.01,
+            optimizer="adam",
+            tau=0.5,
+            baseline="loo",
+            seed="0,1,2,3,4",
+        ),
+    ),
+}
+
+
+class Adam:
+    """Adam (Kingma & Ba 2015) with the usual beta1 = 0.9, beta2 = 0.999, eps = 1e-8."""
+
+    def __init__(self, lr, b1=0.9, b2=0.999, eps=1e-8):
+        self.lr, self.b1, self.b2, self.eps = lr, b1, b2, eps
+        self.m, self.v, self.t = {}, {}, 0
+
+    def step(self, params, grads, sign):
+        self.t += 1
+        for k, g in grads.items():
+            self.m[k] = self.b1 * self.m.get(k, 0.0) + (1 - self.b1) * g
+            self.v[k] = self.b2 * self.v.get(k, 0.0) + (1 - self.b2) * g * g
+            mhat = self.m[k] / (1 - self.b1**self.t)
+            vhat = self.v[k] / (1 - self.b2**self.t)
+            params[k] = params[k] + sign * self.lr * mhat / (np.sqrt(vhat) + self.eps)
+
+
+class SGD:
+    def __init__(self, lr):
+        self.lr = lr
+
+    def step(self, params, grads, sign):
+        for k, g in grads.items():
+            params[k] = params[k] + sign * self.lr * g
+
+
+OPTIMIZERS = {"sgd": SGD, "adam": Adam}
+
+
+def step_seed(seed, step):
+    """An independent seed per (seed, step), so each step sees fresh noise."""
+    return int(np.random.SeedSequence([int(seed), int(step)]).generate_state(1, np.uint64)[0] >> 1)
+
+
+def _names(params):
+    out = []
+    for k, v in params.items():
+        out += [k] if k != "x" else [f"x[{j}]" for j in range(len(v))]
+    return out
+
+
+def trajectory(
+    problem,
+    est,
+    seed,
+    steps,
+    lr,
+    optimizer,
+    batch,
+    tau,
+    baseline,
+    train_positions=False,
+    replicates=REPLICATES,
+    on_step=None,
+):
+    """One training run; returns a list of row dicts (one per step and parameter)."""
+    fam = registry.FAMILIES[problem.family]
+    obj = registry.OBJECTIVES[(problem.family, problem.objective)]
+    params = problem.initial(train_positions)
+    opt = OPTIMIZERS[optimizer](lr)
+    batch = max(batch, est.min_batch({"baseline": baseline}))
+    rows = []
+    for step in range(steps + 1):
+        cell = engine.Cell(
+            fam, problem.family_values(params), obj, problem.objective_values, tau=tau, batch=batch
+        )
+        states, probs = truth.INJECTION[fam.name][0](cell.family_values, 0)
+        objective = float(probs @ truth.objective_values_on(cell, states))
+        grads = var = None
+        if step < steps:
+            exact = truth.exact_gradient(cell)
+            raw = engine.estimates(
+                cell,
+                est,
+                1 if est.deterministic else replicates,
+                step_seed(seed, step),
+                baseline=baseline,
+                exact_grad=exact,
+            )
+            chained = problem.chain(params, raw)
+            grads = {k: v[0] for k, v in chained.items()}
+            var = {
+                k: (v.var(axis=0, ddof=1) if len(v) > 1 else np.zeros(v.shape[1]))
+                for k, v in chained.items()
+            }
+        names = iter(_names(params))
+        for k, v in params.items():
+            for j, value in enumerate(v):
+                rows.append(
+                    dict(
+                        problem=problem.name,
+                        estimator=est.name,
+                        baseline=baseline if "baseline" in est.options else "",
+                        tau=tau if "tau" in est.options else math.nan,
+                        batch=batch,
+                        seed=int(seed),
+                        step=step,
+                        param=next(names),
+                        value=float(value),
+                        objective=objective,
+                        grad=float(grads[k][j]) if grads else math.nan,
+                        grad_var=float(var[k][j]) if var else math.nan,
+                    )
+                )
+        if on_step is not None:
+            on_step(est.name, seed, step, params, objective)
+        if step < steps:
+            opt.step(params, grads, problem.sign)
+    return rows
+
+
+def validate(
+    problem="bump",
+    estimator=None,
+    seed=None,
+    steps=None,
+    lr=None,
+    optimizer=None,
+    batch=1,
+    tau=None,
+    baseline=None,
+    train_positions=False,
+):
+    """Check the options (SpecError naming the problem) and fill in the problem's defaults."""
+    from gradvar.spec import SpecError, estimators_for, parse_count, parse_values, suggest
+
+    registry.load()
+    if problem not in PROBLEMS:
+        raise SpecError(f"unknown problem {problem!r}." + suggest(problem, PROBLEMS))
+    prob = PROBLEMS[problem]
+    d = prob.defaults
+    seeds = [
+        parse_count(s, "seed")
+        for s in parse_values(seed if seed is not None else d["seed"], "seed")
+    ]
+    steps = parse_count(steps if steps is not None else d["steps"], "steps")
+    lr = parse_values(lr if lr is not None else d["lr"], "lr")[0]
+    tau = parse_values(tau if tau is not None else d["tau"], "tau")[0]
+    optimizer = optimizer or d["optimizer"]
+    baseline = baseline or d["baseline"]
+    if any(s < 0 for s in seeds):
+        raise SpecError("seed must be >= 0")
+    if steps < 0:
+        raise SpecError(f"steps must be >= 0, got {steps}")
+    if not (math.isfinite(lr) and lr > 0):
+        raise SpecError(f"lr must be finite and > 0, got {lr}")
+    if not (math.isfinite(tau) and tau > 0):
+        raise SpecError(f"tau must be finite and > 0, got {tau}")
+    if optimizer not in OPTIMIZERS:
+        raise SpecError(f"unknown optimizer {optimizer!r}." + suggest(optimizer, OPTIMIZERS))
+    if baseline not in registry.BASELINES:
+        raise SpecError(f"unknown baseline {baseline!r}." + suggest(baseline, registry.BASELINES))
+    if train_positions and problem != "bump":
+        raise SpecError("--train-positions applies to --problem bump only")
+    if int(batch) < 1:
+        raise SpecError(f"batch must be >= 1, got {batch}")
+    ests = estimators_for(estimator or d["estimator"], registry.FAMILIES[prob.family])
+    return dict(
+        prob=prob,
+        ests=ests,
+        seeds=seeds,
+        steps=steps,
+        lr=lr,
+        optimizer=optimizer,
+        batch=int(batch),
+        tau=tau,
+        baseline=baseline,
+        train_positions=train_positions,
+    )
+
+
+def train(
+    problem="bump",
+    estimator=None,
+    seed=None,
+    steps=None,
+    lr=None,
+    optimizer=None,
+    batch=1,
+    tau=None,
+    baseline=None,
+    train_positions=False,
+    on_step=None,
+):
+    """Run every (estimator, seed) trajectory; the ``train`` results table as a DataFrame.
+
+    Arguments mirror ``gradvar train``; None takes the problem's default.
+    """
+    v = validate(
+        problem, estimator, seed, steps, lr, optimizer, batch, tau, baseline, train_positions
+    )
+    rows = []
+    for est in v["ests"]:
+        for s in v["seeds"]:
+            rows += trajectory(
+                v["prob"],
+                est,
+                s,
+                v["steps"],
+                v["lr"],
+                v["optimizer"],
+                v["batch"],
+                v["tau"],
+                v["baseline"],
+                v["train_positions"],
+                on_step=on_step,
+            )
+    return pd.DataFrame(rows, columns=COLUMNS)
