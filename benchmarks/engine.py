@@ -49,7 +49,6 @@ def load():
 
 
 def normal_cell(objective="quadratic", **values):
-    registry.load()
     fam = registry.FAMILIES["normal"]
     obj = registry.OBJECTIVES[("normal", objective)]
     ov = {p.name: p.default_for(1) for p in obj.params}
@@ -58,12 +57,15 @@ def normal_cell(objective="quadratic", **values):
 
 
 def categorical_cell(k, tau=0.5):
-    registry.load()
     fam = registry.FAMILIES["categorical"]
     obj = registry.OBJECTIVES[("categorical", "squared")]
     logits = np.linspace(1.0, -1.0, k)
     return engine.Cell(
-        fam, {"logits": logits}, obj, {"w": np.arange(1.0, k + 1.0), "t": 0.499}, tau=tau
+        fam,
+        {"logits": logits},
+        obj,
+        {"w": np.arange(1.0, k + 1.0), "t": 0.499},
+        options={"tau": tau},
     )
 
 

@@ -31,6 +31,7 @@ hash of the kernel sources, so an edited kernel is never served stale from the c
 
 import hashlib
 import importlib.util
+import math
 import os
 import sys
 import threading
@@ -70,17 +71,17 @@ _scratch = scratch_array()
 
 
 @njit(error_model="numpy", _nrt=False, nogil=True)
-def fill(fp, objp, tau, aux, key, batch, start, work, buf):
+def fill(fp, objp, opts, aux, key, batch, start, work, buf):
     """buf[i] = estimate number start + i."""
 {scratch}    g = work[5, :{p}]
     if batch == 1:  # the same code with a literal batch: no division by 1, no batch loop
         for i in range(buf.shape[0]):
-            _est(fp, objp, tau, aux, key, start + i, 1, work, g)
+            _est(fp, objp, opts, aux, key, start + i, 1, work, g)
             for j in range({p}):
                 buf[i, j] = g[j]
     else:
         for i in range(buf.shape[0]):
-            _est(fp, objp, tau, aux, key, (start + i) * batch, batch, work, g)
+            _est(fp, objp, opts, aux, key, (start + i) * batch, batch, work, g)
             for j in range({p}):
                 buf[i, j] = g[j]
 
@@ -95,14 +96,14 @@ def moments(buf, mom, cnt, acc):
 
 
 @njit(cache=True, error_model="numpy", _nrt=False, nogil=True)
-def run_chunks(fp, objp, tau, aux, key, batch, n, chunk_size, lo, hi, first, work, buf, acc,
+def run_chunks(fp, objp, opts, aux, key, batch, n, chunk_size, lo, hi, first, work, buf, acc,
                out_mom, out_cnt):
     """Chunks lo .. hi - 1 of n estimates; chunk c's moments into out_mom[c - first].
     ``work`` (6, width), ``buf`` (chunk_size, P) and ``acc`` (4, P) are this thread's."""
     for c in range(lo, hi):
         start = c * chunk_size
         b = buf[:min(chunk_size, n - start)]
-        fill(fp, objp, tau, aux, key, batch, start, work, b)
+        fill(fp, objp, opts, aux, key, batch, start, work, b)
         moments(b, out_mom[c - first], out_cnt[c - first], acc)
 
 
@@ -120,6 +121,28 @@ def pilot(fp, objp, key, m, width, p, out):
         for j in range(p):
             out[1 + j] += f * s[j] * s[j]
             out[1 + p + j] += s[j] * s[j]
+
+
+@njit(error_model="numpy", _nrt=False, nogil=True)
+def _inject(fp, table, counter, state):
+    """Ground truth: the base noise of sample ``counter`` is row ``counter`` of ``table``."""
+    for j in range(table.shape[1]):
+        state[j] = table[counter, j]
+
+
+_est_on = rebind(_estimator, noise=_inject, score=_score, path=_path, vjp=_vjp, obj=_obj)
+
+
+@njit(cache=True, error_model="numpy")
+def on_states(fp, objp, opts, aux, states, width, out):
+    """out[i] = the estimate (batch 1) whose base noise is states[i]: the estimator's own
+    kernel on quadrature nodes or enumerated outcomes, for its exact moments."""
+    work = np.zeros((6, width))
+    g = np.zeros(out.shape[1])
+    for i in range(states.shape[0]):
+        _est_on(fp, objp, opts, aux, states, i, 1, work, g)
+        for j in range(out.shape[1]):
+            out[i, j] = g[j]
 '''
 
 
@@ -221,14 +244,26 @@ def compiled(family, objective, estimator, shape=None):
 
 @dataclass(frozen=True)
 class Cell:
-    """One parameter point: family and objective parameters, tau and batch."""
+    """One parameter point: family and objective parameters, estimator options (tau, ...)
+    and batch.  ``options`` maps option names to values; an option no estimator of the
+    run reads is NaN or absent."""
 
     family: object  # registry.Family
     family_values: dict
     objective: object  # registry.Objective
     objective_values: dict
-    tau: float = 0.5
+    options: dict = field(default_factory=dict)
     batch: int = 1
+
+    @property
+    def tau(self):
+        return float(self.options.get("tau", math.nan))
+
+    def opts(self):
+        """The kernels' ``opts`` array: every registered option's value (NaN if unset)."""
+        from gradvar.model import OPTIONS
+
+        return np.array([float(self.options.get(name, math.nan)) for name in OPTIONS])
 
     @property
     def dim(self):
@@ -318,22 +353,27 @@ def run_parallel(kernel, lo, hi, scratch, args_before, args_after):
 
 
 def baseline_aux(module, cell, baseline, seed, p):
-    """aux for sf-baseline: [0, b_1..b_P] from the pilot batch, or [1, ...] for loo."""
+    """aux for sf-baseline: [mode, b_1..b_P], b from an independent pilot batch (see
+    :mod:`gradvar.model.baselines`)."""
+    from gradvar.model import BASELINES
+
+    base = BASELINES[baseline]
     aux = np.zeros(1 + p)
-    if baseline == "loo":
-        aux[0] = 1.0
+    aux[0] = base.mode
+    if not base.needs_pilot:
         return aux
     sums = np.zeros(1 + 2 * p)
     module.pilot(
         cell.fp(), cell.objp(), rng.stream_key(seed, rng.PILOT), PILOT_SIZE, cell.width, p, sums
     )
-    if baseline == "mean":
-        aux[1:] = sums[0] / PILOT_SIZE
-    else:  # optimal, per coordinate; fall back to the mean where the score vanishes
-        denom = sums[1 + p :]
-        safe = np.where(denom > 0, denom, 1.0)
-        aux[1:] = np.where(denom > 0, sums[1 : 1 + p] / safe, sums[0] / PILOT_SIZE)
+    aux[1:] = base.fixed(sums[0], sums[1 : 1 + p], sums[1 + p :], PILOT_SIZE)
     return aux
+
+
+def baseline_needs_pilot(baseline):
+    from gradvar.model import BASELINES
+
+    return BASELINES[baseline].needs_pilot
 
 
 def estimator_aux(module, cell, estimator, baseline, seed, exact_grad):
@@ -341,7 +381,7 @@ def estimator_aux(module, cell, estimator, baseline, seed, exact_grad):
     estimator, the baseline for one with a baseline option, else zeros."""
     if estimator.deterministic:
         return np.asarray(exact_grad, dtype=float)
-    if "baseline" in estimator.options:
+    if estimator.uses_baseline:
         return baseline_aux(module, cell, baseline, seed, len(cell.coords))
     return np.zeros(1 + len(cell.coords))
 
@@ -355,7 +395,7 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
     p = len(cell.coords)
     module = compiled(cell.family, cell.objective, estimator, (p, cell.width))
     key = rng.stream_key(seed, rng.MAIN)
-    fp, objp = cell.fp(), cell.objp()
+    fp, objp, opts = cell.fp(), cell.objp(), cell.opts()
     size, nchunks = chunking(n, p)
     groups = min(GROUPS, nchunks)
     group_of = (np.arange(nchunks) * groups // nchunks).astype(np.int64)
@@ -371,7 +411,7 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
     module.run_chunks(
         fp,
         objp,
-        float(cell.tau),
+        opts,
         np.zeros(1 + p),
         key,
         int(cell.batch),
@@ -384,12 +424,12 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
         np.empty((0, p, 4)),
         np.empty((0, 2), dtype=np.int64),
     )
-    if "baseline" in estimator.options and baseline != "loo":
+    if estimator.uses_baseline and baseline_needs_pilot(baseline):
         module.pilot(fp, objp, key, 0, cell.width, p, np.zeros(1 + 2 * p))
     t0 = time.perf_counter()
     with np.errstate(over="ignore"):  # uint64 wrap-around is intended (pure-Python mode)
         aux = estimator_aux(module, cell, estimator, baseline, seed, exact_grad)
-        head = (fp, objp, float(cell.tau), aux, key, int(cell.batch), int(n), size)
+        head = (fp, objp, opts, aux, key, int(cell.batch), int(n), size)
         for chunk0 in range(0, nchunks, block):
             count = min(block, nchunks - chunk0)
             mom = np.empty((count, p, 4))
@@ -427,7 +467,7 @@ def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=
         module.fill(
             cell.fp(),
             cell.objp(),
-            float(cell.tau),
+            cell.opts(),
             aux,
             key,
             int(cell.batch),

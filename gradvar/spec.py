@@ -87,17 +87,27 @@ def parse_count(value, name):
     return int(f)
 
 
+def names_of(value):
+    """A list of names from a list or comma text (None or empty: [])."""
+    if value is None:
+        return []
+    if isinstance(value, (list, tuple)):
+        return [str(v).strip() for v in value if str(v).strip()]
+    text = str(value)
+    names = [v.strip() for v in text.split(",")]
+    if text.strip() and not any(names):
+        raise SpecError(f"no names in {text!r}")
+    return [n for n in names if n]
+
+
 def estimators_for(estimator, family):
-    """The registry entries named by ``estimator`` (list or comma text; all applicable ones
-    when empty), each checked to be known and applicable to ``family`` (a Family)."""
-    registry.load()
+    """The registry entries named by ``estimator`` (list or comma text; the family's curated
+    default set when empty), each checked to be known and applicable to ``family``."""
     names = (
-        estimator
-        if isinstance(estimator, (list, tuple))
-        else ([e.strip() for e in str(estimator).split(",") if e.strip()] if estimator else None)
+        names_of(estimator)
+        or list(family.default_estimators)
+        or [n for n, e in registry.ESTIMATORS.items() if registry.applicable(e, family)]
     )
-    if not names:
-        names = [n for n, e in registry.ESTIMATORS.items() if registry.applicable(e, family)]
     ests = []
     for name in names:
         if name not in registry.ESTIMATORS:
@@ -114,24 +124,93 @@ def estimators_for(estimator, family):
     return ests
 
 
+def baselines_for(baseline):
+    """Baseline names from a list or comma text, each checked; ["mean"] when empty."""
+    names = names_of(baseline) or ["mean"]
+    for name in names:
+        if name not in registry.BASELINES:
+            raise SpecError(f"unknown baseline {name!r}." + suggest(name, registry.BASELINES))
+    return list(dict.fromkeys(names))
+
+
+def check_seed(seed):
+    """A seed: a whole number 0 <= seed < 2^64."""
+    seed = parse_count(seed, "seed")
+    if not 0 <= seed < 2**64:
+        raise SpecError(f"seed must be >= 0 and < 2^64, got {seed}")
+    return seed
+
+
 @dataclass
 class Plan:
-    """A validated experiment: the cells and the estimators to run in each."""
+    """A validated experiment: the cells and the estimators (and baselines) to run in each."""
 
     family: object
     objective: object
     estimators: list
-    baseline: str
+    baselines: list
     cells: list
     samples: int
     seed: int
     swept: list  # names of the parameters that take several values
 
     @property
+    def baseline(self):
+        """The first baseline (the only one in most runs)."""
+        return self.baselines[0]
+
+    @property
     def param_columns(self):
+        """The parameter columns of the results tables, in the contract's order: family,
+        objective, then tau; further options are appended after the statistics."""
         return (
             [p.name for p in self.family.params] + [p.name for p in self.objective.params] + ["tau"]
         )
+
+    def variants(self, est):
+        """The baselines ``est`` runs with in each cell ([""] for one without a baseline)."""
+        return self.baselines if est.uses_baseline else [""]
+
+
+def family_entry(family):
+    if family not in registry.FAMILIES:
+        raise SpecError(f"unknown family {family!r}." + suggest(family, registry.FAMILIES))
+    return registry.FAMILIES[family]
+
+
+def objective_entry(fam, objective):
+    objectives = registry.objectives_for(fam.name)
+    if objective is None:
+        objective = fam.default_objective
+    if objective not in objectives:
+        raise SpecError(
+            f"unknown objective {objective!r} for family {fam.name!r}."
+            + suggest(objective, objectives)
+        )
+    return objectives[objective]
+
+
+def _axis(param, raw, dim=None):
+    """The values of one parameter: [vector] for a vector parameter, else the sweep list."""
+    values = param.default_for(dim or 0) if raw is None else parse_values(raw, param.name)
+    if param.vector:
+        vec = np.atleast_1d(np.asarray(values, dtype=float))
+        if dim is not None and len(vec) != dim:
+            raise SpecError(f"{param.name} needs {dim} values (one per class), got {len(vec)}")
+        check_finite(param.name, vec, param.positive)
+        return [vec]
+    values = list(np.atleast_1d(values))
+    check_finite(param.name, values, param.positive)
+    return values
+
+
+def option_axis(option, raw):
+    """The values of an estimator option (its default when not given)."""
+    values = [option.default] if raw is None else parse_values(raw, option.name)
+    check_finite(option.name, values, option.positive)
+    if option.integer:
+        values = [float(parse_count(v, option.name)) for v in values]
+    return values
 
 
 def plan(
@@ -142,110 +221,88 @@ def plan(
     samples=1_000_000,
     batch=1,
     seed=0,
-    tau=None,
     sets=None,
-    **family_values,
+    params=None,
+    **values,
 ):
-    """Validate options and expand sweeps into cells.  Values may be lists or option text."""
+    """Validate options and expand sweeps into cells.  Values may be lists or option text.
+
+    ``values`` holds family parameters (``mu=...``) and estimator options (``tau=...``) by
+    name; ``params`` the same as a dict (the CLI's ``--param NAME=VALUES``); ``sets`` the
+    objective's parameters.
+    """
     from gradvar.engine import Cell
 
-    registry.load()
-    if family not in registry.FAMILIES:
-        raise SpecError(f"unknown family {family!r}." + suggest(family, registry.FAMILIES))
-    fam = registry.FAMILIES[family]
-    objectives = registry.objectives_for(family)
-    if objective is None:
-        objective = fam.default_objective
-    if objective not in objectives:
-        raise SpecError(
-            f"unknown objective {objective!r} for family {family!r}."
-            + suggest(objective, objectives)
-        )
-    obj = objectives[objective]
+    fam = family_entry(family)
+    obj = objective_entry(fam, objective)
     ests = estimators_for(estimator, fam)
-    if baseline not in registry.BASELINES:
-        raise SpecError(f"unknown baseline {baseline!r}." + suggest(baseline, registry.BASELINES))
+    baselines = baselines_for(baseline)
     samples = parse_count(samples, "samples")
     if samples < 1:
         raise SpecError(f"samples must be >= 1, got {samples}")
-    seed = parse_count(seed, "seed")
-    if seed < 0:
-        raise SpecError(f"seed must be >= 0, got {seed}")
+    seed = check_seed(seed)
 
-    unknown = set(family_values) - {p.name for p in fam.params}
+    given = dict(params or {})
+    for key, value in values.items():
+        if key in given:
+            raise SpecError(f"{key} is given twice")
+        given[key] = value
+    options = {k: given.pop(k) for k in list(given) if k in registry.OPTIONS}
+    unknown = set(given) - {p.name for p in fam.params}
     if unknown:
         raise SpecError(
             f"family {family!r} has no parameter {sorted(unknown)[0]!r}; its parameters: "
             + ", ".join(p.name for p in fam.params)
         )
-    axes = {}  # name -> list of values (scalar sweeps) or [vector]
-    for p in fam.params:
-        raw = family_values.get(p.name)
-        values = p.default_for(0) if raw is None else parse_values(raw, p.name)
-        if p.vector:
-            vec = np.asarray(values, dtype=float)
-            check_finite(p.name, vec, p.positive)
-            axes[p.name] = [vec]
-        else:
-            values = list(np.atleast_1d(values))
-            check_finite(p.name, values, p.positive)
-            axes[p.name] = values
+    axes = {p.name: _axis(p, given.get(p.name)) for p in fam.params}
     dim = fam.dim({k: v[0] for k, v in axes.items()})
-    if family == "categorical" and dim < 2:
-        raise SpecError(f"logits: a categorical needs at least 2 classes, got {dim}")
+    if dim < fam.min_dim:
+        vector = next((p.name for p in fam.params if p.vector), fam.name)
+        raise SpecError(f"{vector}: a {fam.name} needs at least {fam.min_dim} classes, got {dim}")
 
     sets = dict(sets or {})
     allowed = {p.name: p for p in obj.params}
     for key in sets:
         if key not in allowed:
             raise SpecError(
-                f"objective {objective!r} has no parameter {key!r}; its parameters: "
+                f"objective {obj.name!r} has no parameter {key!r}; its parameters: "
                 + (", ".join(allowed) or "none")
             )
     for name, p in allowed.items():
-        raw = sets.get(name)
-        values = p.default_for(dim) if raw is None else parse_values(raw, name)
-        if p.vector:
-            vec = np.atleast_1d(np.asarray(values, dtype=float))
-            if len(vec) != dim:
-                raise SpecError(f"{name} needs {dim} values (one per class), got {len(vec)}")
-            check_finite(name, vec, p.positive)
-            axes[name] = [vec]
-        else:
-            values = list(np.atleast_1d(values))
-            check_finite(name, values, p.positive)
-            axes[name] = values
+        axes[name] = _axis(p, sets.get(name), dim)
 
-    uses_tau = any("tau" in e.options for e in ests)
-    taus = [0.5] if tau is None else parse_values(tau, "tau")
-    check_finite("tau", taus, positive=True)
-    axes["tau"] = taus if uses_tau else [math.nan]
+    for name, option in registry.OPTIONS.items():
+        used = any(e.uses(name) for e in ests)
+        values_ = option_axis(option, options.get(name))
+        axes[name] = values_ if used else [math.nan]
     batches = [parse_count(b, "batch") for b in parse_values(batch, "batch")]
     for b in batches:
         if b < 1:
             raise SpecError(f"batch must be >= 1, got {b}")
         for e in ests:
-            need = e.min_batch({"baseline": baseline})
-            if b < need:
-                raise SpecError(
-                    f"estimator {e.name!r} with baseline {baseline!r} needs batch >= {need}, "
-                    f"got {b} (use --batch {need})"
-                )
+            for base in baselines if e.uses_baseline else [""]:
+                need = e.batch_needed(base)
+                if b < need:
+                    what = f"with baseline {base!r} " if base else ""
+                    raise SpecError(
+                        f"estimator {e.name!r} {what}needs batch >= {need}, "
+                        f"got {b} (use --batch {need})"
+                    )
     axes["batch"] = batches
 
     order = list(axes)
     cells = []
     for combo in itertools.product(*(axes[k] for k in order)):
-        values = dict(zip(order, combo, strict=False))
+        point = dict(zip(order, combo, strict=True))
         cells.append(
             Cell(
                 fam,
-                {p.name: values[p.name] for p in fam.params},
+                {p.name: point[p.name] for p in fam.params},
                 obj,
-                {p.name: values[p.name] for p in obj.params},
-                tau=values["tau"],
-                batch=int(values["batch"]),
+                {p.name: point[p.name] for p in obj.params},
+                options={name: point[name] for name in registry.OPTIONS},
+                batch=int(point["batch"]),
             )
         )
     swept = [k for k in order if len(axes[k]) > 1]
-    return Plan(fam, obj, ests, baseline, cells, samples, seed, swept)
+    return Plan(fam, obj, ests, baselines, cells, samples, seed, swept)

@@ -37,8 +37,6 @@ FALSE_ALARM = math.erfc(Z_TOL / math.sqrt(2.0))  # 5.7e-7 two-sided, per check
 TESTS_DIR = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(TESTS_DIR)
 
-registry.load()
-
 
 def family_defaults(family):
     fam = registry.FAMILIES[family]
@@ -69,7 +67,9 @@ def make_cell(family="normal", objective="quadratic", batch=1, tau=0.5, obj=None
             if k == p.name
         }
     )
-    return engine.Cell(fam, fam_values, objective_, obj_values, tau=float(tau), batch=int(batch))
+    return engine.Cell(
+        fam, fam_values, objective_, obj_values, options={"tau": float(tau)}, batch=int(batch)
+    )
 
 
 @dataclass
@@ -97,9 +97,12 @@ class Run:
 def exact_var_given_aux(cell, est, aux):
     """Exact variance of one estimate with ``aux`` (e.g. the pilot baseline) held fixed:
     the estimator's own kernel on injected quadrature nodes / outcomes, as in reference.py."""
-    states_of, _, needs_nodes = truth.INJECTION[cell.family.name]
-    states, weights = states_of(cell.family_values, 160 if needs_nodes else 0)
-    g = truth._per_sample(cell, est, states, np.asarray(aux, dtype=float))
+    fam = cell.family
+    if fam.outcomes is not None:
+        states, weights = fam.outcomes(cell.family_values)
+    else:
+        states, weights = fam.quadrature(cell.family_values, 160)
+    g = truth.estimates_on(cell, est, states, np.asarray(aux, dtype=float))
     mean = weights @ g
     return weights @ (g - mean) ** 2 / cell.batch
 
@@ -111,7 +114,8 @@ def simulate(cell, est, n, seed, baseline="mean"):
     mom = engine.simulate(cell, est, n, seed, baseline=baseline, exact_grad=exact_grad)
     _, oracle_var = truth.exact_moments(cell, est, baseline)
     exact_var = oracle_var
-    if "baseline" in est.options and baseline != "loo" and np.all(np.isfinite(oracle_var)):
+    pilot = est.uses_baseline and registry.BASELINES[baseline].needs_pilot
+    if pilot and np.all(np.isfinite(oracle_var)):
         exact_var = exact_var_given_aux(cell, est, mom.aux)
     st = stats.coordinate_stats(mom, exact_grad, oracle_var)
     return Run(mom, st, exact_grad, exact_var, oracle_var)

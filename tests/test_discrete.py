@@ -231,8 +231,9 @@ def test_relaxed_estimators_match_quadrature_over_tau(case, tau):
 # this module, so the engine compiles it like any registered estimator (its cache key covers
 # this file).
 @kernel
-def gumbel_softmax_without_inverse_tau(fp, objp, tau, aux, key, counter0, batch, work, g):
+def gumbel_softmax_without_inverse_tau(fp, objp, opts, aux, key, counter0, batch, work, g):
     y, h, st, v = work[0], work[1], work[2], work[3]
+    tau = opts[0]  # gradvar.model.options.TAU
     g[:] = 0.0
     for m in range(batch):
         noise(fp, key, counter0 + m, st)  # noqa: F821 (bound by the engine)

@@ -254,7 +254,7 @@ noise = score = path = vjp = obj = None
 
 
 @kernel
-def plugin_constant(fp, objp, tau, aux, key, counter0, batch, work, g):
+def plugin_constant(fp, objp, opts, aux, key, counter0, batch, work, g):
     for j in range(g.shape[0]):
         g[j] = {value}
 

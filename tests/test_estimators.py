@@ -288,8 +288,8 @@ def _combinations():
         for name, est in registry.ESTIMATORS.items():
             if not registry.applicable(est, fam):
                 continue
-            for baseline in registry.BASELINES if "baseline" in est.options else ("mean",):
-                tag = f"-{baseline}" if "baseline" in est.options else ""
+            for baseline in registry.BASELINES if est.uses_baseline else ("mean",):
+                tag = f"-{baseline}" if est.uses_baseline else ""
                 yield pytest.param(
                     family, objective, name, baseline, id=f"{family}-{objective}-{name}{tag}"
                 )
@@ -307,7 +307,7 @@ def test_every_registered_combination(family, objective, estimator, baseline):
     fam_values = {p.name: _generic_value(p, 0) for p in fam.params}
     dim = fam.dim(fam_values)
     obj_values = {p.name: _generic_value(p, dim) for p in obj.params}
-    batch = est.min_batch({"baseline": baseline})
+    batch = est.batch_needed(baseline)
     cell = make_cell(family, objective, batch=batch, **fam_values, **obj_values)
     run = simulate(cell, est, 50_000, seed=41, baseline=baseline)
     assert run.mom.n_finite == 50_000 and run.mom.nonfinite == 0
@@ -334,7 +334,7 @@ def test_every_combination_finite_at_extremes(family, objective, estimator, base
     """tau = 1e-3 and parameters of +-1e3: every estimate finite, none dropped."""
     fam, est = registry.FAMILIES[family], EST[estimator]
     fam_values = {p.name: _extreme_value(p, 0) for p in fam.params}
-    batch = max(2, est.min_batch({"baseline": baseline}))
+    batch = max(2, est.batch_needed(baseline))
     cell = make_cell(family, objective, batch=batch, tau=1e-3, **fam_values)
     run = simulate(cell, est, 5_000, seed=42, baseline=baseline)
     assert run.mom.nonfinite == 0 and np.all(np.isfinite(run.mom.moments))

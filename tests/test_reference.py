@@ -25,7 +25,7 @@ K_VALUES = [0.0, -3.0, 1.5]
 
 def _e_f_quadrature(cell, nodes=160):
     """E[f] by Gauss-Hermite through the objective's own kernel (reference's state injection)."""
-    states, weights = truth._states_normal(cell.family_values, nodes)
+    states, weights = cell.family.quadrature(cell.family_values, nodes)
     return float(weights @ truth.objective_values_on(cell, states))
 
 

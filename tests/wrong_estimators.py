@@ -20,7 +20,7 @@ noise = score = path = vjp = obj = None  # bound per combination by the engine
 
 
 @kernel
-def wrong_sf_sigma_score(fp, objp, tau, aux, key, counter0, batch, work, g):
+def wrong_sf_sigma_score(fp, objp, opts, aux, key, counter0, batch, work, g):
     """Normal only: the score multiplied by sigma (d log p / d mu written eps, not eps / sigma).
     Invisible at sigma = 1, so checks use sigma != 1."""
     x, st, v, s = work[0], work[2], work[3], work[4]
@@ -36,7 +36,7 @@ def wrong_sf_sigma_score(fp, objp, tau, aux, key, counter0, batch, work, g):
 
 
 @kernel
-def wrong_sf_same_noise(fp, objp, tau, aux, key, counter0, batch, work, g):
+def wrong_sf_same_noise(fp, objp, opts, aux, key, counter0, batch, work, g):
     """Every sample of the batch drawn at counter0 (a counter bug): unbiased, but averaging M
     copies of one sample does not divide the variance by M."""
     x, st, v, s = work[0], work[2], work[3], work[4]
@@ -52,7 +52,7 @@ def wrong_sf_same_noise(fp, objp, tau, aux, key, counter0, batch, work, g):
 
 
 @kernel
-def wrong_sf_self_baseline(fp, objp, tau, aux, key, counter0, batch, work, g):
+def wrong_sf_self_baseline(fp, objp, opts, aux, key, counter0, batch, work, g):
     """Baseline = mean of f over the batch *including* the sample it corrects: biased,
     E = (M - 1) / M times the gradient (REFERENCE section 2: never do this)."""
     x, st, v, s = work[0], work[2], work[3], work[4]
@@ -73,7 +73,7 @@ def wrong_sf_self_baseline(fp, objp, tau, aux, key, counter0, batch, work, g):
 
 
 @kernel
-def wrong_sf_uncentred_score(fp, objp, tau, aux, key, counter0, batch, work, g):
+def wrong_sf_uncentred_score(fp, objp, opts, aux, key, counter0, batch, work, g):
     """Categorical: the score e_i without its - softmax(o) term (x is the one-hot sample)."""
     x, st, v, s = work[0], work[2], work[3], work[4]
     g[:] = 0.0
@@ -88,7 +88,7 @@ def wrong_sf_uncentred_score(fp, objp, tau, aux, key, counter0, batch, work, g):
 
 
 @kernel
-def wrong_sf_logit_score(fp, objp, tau, aux, key, counter0, batch, work, g):
+def wrong_sf_logit_score(fp, objp, opts, aux, key, counter0, batch, work, g):
     """Bernoulli: the score b - phi (the logit) instead of b - sigmoid(phi)."""
     x, st, v, s = work[0], work[2], work[3], work[4]
     g[:] = 0.0

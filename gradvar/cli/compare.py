@@ -87,7 +87,6 @@ def default_estimators(family):
     """Every estimator the family supports except ``exact`` (its numbers are in exact_grad)."""
     from gradvar.model import registry
 
-    registry.load()
     fam = registry.FAMILIES.get(family)
     if fam is None:
         return None  # spec.plan names the problem
@@ -141,7 +140,7 @@ def resolve(plan, experiment, threads):
     for p in plan.family.params:
         resolved[p.name] = _resolved(p, experiment.get(p.name), dim)
     resolved["set"] = {p.name: _resolved(p, sets.get(p.name), dim) for p in plan.objective.params}
-    if any("tau" in e.options for e in plan.estimators):
+    if any(e.uses_tau for e in plan.estimators):
         resolved["tau"] = _one_or_list(float(c.tau) for c in plan.cells)
     resolved.update(
         batch=_one_or_list(int(c.batch) for c in plan.cells),
@@ -169,7 +168,7 @@ def execute(experiment, out=None, force=False, quiet=False, resume=False):
     with common.usage_errors():
         plan = build_plan(experiment)
         target = common.target_folder(out, "compare", force)
-    if experiment.get("tau") is not None and not any("tau" in e.options for e in plan.estimators):
+    if experiment.get("tau") is not None and not any(e.uses_tau for e in plan.estimators):
         common.note("note: --tau is ignored: none of the estimators uses a temperature", quiet)
     with common.running_errors():
         from gradvar.studies import compare as api

@@ -13,7 +13,6 @@ def list_command():
     Example:
       gradvar list
     """
-    registry.load()
     click.echo("Families:")
     for fam in registry.FAMILIES.values():
         params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in fam.params)

@@ -66,7 +66,6 @@ def heading(results, swept=()):
     row = results.iloc[0]
     from gradvar.model import registry
 
-    registry.load()
     obj = registry.OBJECTIVES.get((row["family"], row["objective"]))
     formula = f" {obj.summary}" if obj is not None else ""
     batch = "" if "batch" in swept else f" of batch {int(row['batch'])}"

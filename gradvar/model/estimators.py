@@ -1,32 +1,37 @@
 """Gradient estimators: one kernel each, one shared signature.
 
-``kernel(fp, objp, tau, aux, key, counter0, batch, work, g)``
+``kernel(fp, objp, opts, aux, key, counter0, batch, work, g)``
 writes into ``g`` one gradient estimate, the average over ``batch`` samples whose noise
-counters are ``counter0 .. counter0 + batch - 1``.  ``work`` is scratch space with rows
-x (sample), h (hard sample), state (noise), v (df/dx) and s (score).  ``aux`` carries what
-the engine prepares per cell: the baseline for ``sf-baseline`` and the exact gradient for
-``exact``.  Adding an estimator is one decorated function here.
+counters are ``counter0 .. counter0 + batch - 1``.  ``work`` is scratch space whose rows are
+named in :mod:`gradvar.kernels.layout`; ``opts[TAU]`` is the temperature (the options of
+:mod:`gradvar.model.options`); ``aux`` carries what the engine prepares per cell: the
+baseline for ``sf-baseline`` and the exact gradient for ``exact``.  Adding an estimator is
+one decorated function here.
 
 The names ``noise``, ``score``, ``path``, ``vjp`` (the family's kernels, see
 :class:`gradvar.model.registry.Family`) and ``obj`` (the objective) are bound per
-(family, objective) combination by :func:`gradvar.kernels.jit.rebind`; Numba then compiles direct
-calls, which it can inline and cache.
+(family, objective) combination by :func:`gradvar.kernels.jit.rebind`; Numba then compiles
+direct calls, which it can inline and cache.
 """
 
 from gradvar.kernels.jit import kernel
-from gradvar.model.registry import estimator
+from gradvar.kernels.layout import STATE, H, S, V, X
+from gradvar.model.options import TAU
+from gradvar.model.registry import LEAVE_ONE_OUT, estimator
 
 noise = score = path = vjp = obj = None  # bound per combination by the engine
-LOO = 1.0  # aux[0] for sf-baseline: leave-one-out; 0.0 means per-coordinate b in aux[1:]
 
 
 @estimator(
-    "sf", "score function / REINFORCE: f(z) grad log p(z)", "f(x) * dlogp(x)", requires="score"
+    "sf",
+    "score function / REINFORCE: f(z) grad log p(z)",
+    "f(x) * dlogp(x)",
+    requires="score",
 )
 @kernel
-def sf(fp, objp, tau, aux, key, counter0, batch, work, g):
+def sf(fp, objp, opts, aux, key, counter0, batch, work, g):
     """g = (1/M) sum_m f(x_m) grad_theta log p(x_m); unbiased (Williams 1992)."""
-    x, st, v, s = work[0], work[2], work[3], work[4]
+    x, st, v, s = work[X], work[STATE], work[V], work[S]
     g[:] = 0.0
     for m in range(batch):
         noise(fp, key, counter0 + m, st)
@@ -44,18 +49,17 @@ def sf(fp, objp, tau, aux, key, counter0, batch, work, g):
     "(f(x) - b) * dlogp(x)",
     requires="score",
     options=("baseline",),
-    min_batch=lambda options: 2 if options.get("baseline") == "loo" else 1,
 )
 @kernel
-def sf_baseline(fp, objp, tau, aux, key, counter0, batch, work, g):
+def sf_baseline(fp, objp, opts, aux, key, counter0, batch, work, g):
     """g = (1/M) sum_m (f(x_m) - b_m) grad log p(x_m); unbiased when b_m is independent of x_m.
 
-    aux[0] == 0: b_j = aux[1 + j] from an independent pilot batch (``mean``, ``optimal``).
-    aux[0] == 1: leave-one-out, b_m = (sum_{m' != m} f(x_m')) / (M - 1) (Kool et al. 2019).
+    aux[0] == FIXED: b_j = aux[1 + j] (``mean``, ``optimal``: see gradvar.model.baselines).
+    aux[0] == LEAVE_ONE_OUT: b_m = (sum_{m' != m} f(x_m')) / (M - 1) (Kool et al. 2019).
     """
-    x, st, v, s = work[0], work[2], work[3], work[4]
+    x, st, v, s = work[X], work[STATE], work[V], work[S]
     g[:] = 0.0
-    if aux[0] == LOO:
+    if aux[0] == LEAVE_ONE_OUT:
         total = 0.0
         for m in range(batch):
             noise(fp, key, counter0 + m, st)
@@ -94,14 +98,15 @@ def sf_baseline(fp, objp, tau, aux, key, counter0, batch, work, g):
     requires="reparam",
 )
 @kernel
-def pathwise(fp, objp, tau, aux, key, counter0, batch, work, g):
+def pathwise(fp, objp, opts, aux, key, counter0, batch, work, g):
     """g = (1/M) sum_m (dy/dtheta)^T grad f(y_m), y the reparameterized (or relaxed) sample.
 
     Normal: y = mu + sigma eps, unbiased (Kingma & Welling 2014).  Discrete families:
     y = softmax((o + G) / tau), unbiased for the relaxed objective E[f(y)] only
     (Jang et al. 2017; Maddison et al. 2017).
     """
-    y, h, st, v = work[0], work[1], work[2], work[3]
+    y, h, st, v = work[X], work[H], work[STATE], work[V]
+    tau = opts[TAU]
     g[:] = 0.0
     for m in range(batch):
         noise(fp, key, counter0 + m, st)
@@ -121,10 +126,11 @@ def pathwise(fp, objp, tau, aux, key, counter0, batch, work, g):
     options=("tau",),
 )
 @kernel
-def st_gumbel(fp, objp, tau, aux, key, counter0, batch, work, g):
+def st_gumbel(fp, objp, opts, aux, key, counter0, batch, work, g):
     """g = (1/M) sum_m (dy/dtheta)^T grad f(h_m), h = onehot(argmax(o + G)); biased
     (Bengio et al. 2013; Jang et al. 2017)."""
-    y, h, st, v = work[0], work[1], work[2], work[3]
+    y, h, st, v = work[X], work[H], work[STATE], work[V]
+    tau = opts[TAU]
     g[:] = 0.0
     for m in range(batch):
         noise(fp, key, counter0 + m, st)
@@ -140,9 +146,10 @@ def st_gumbel(fp, objp, tau, aux, key, counter0, batch, work, g):
     "the exact gradient (closed form, quadrature or enumeration), variance 0",
     "grad E[f]",
     deterministic=True,
+    f_evals=0,
 )
 @kernel
-def exact(fp, objp, tau, aux, key, counter0, batch, work, g):
+def exact(fp, objp, opts, aux, key, counter0, batch, work, g):
     """g = the exact gradient, prepared by the engine in aux."""
     for j in range(g.shape[0]):
         g[j] = aux[j]

@@ -6,6 +6,7 @@ bernoulli ``[phi, sigmoid(phi)]``.  Every estimator in a cell sees the same nois
 because the noise of sample c is a pure function of (key, c).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -50,6 +51,23 @@ def _normal_prepare(values):
     return np.concatenate([[float(values["mu"]), float(values["sigma"])], ZIGGURAT])
 
 
+@functools.cache
+def _hermite(nodes):
+    """Gauss-Hermite nodes and weights for E over N(0, 1) (weights normalised to sum 1)."""
+    with np.errstate(all="ignore"):
+        x, w = np.polynomial.hermite_e.hermegauss(nodes)
+    x.setflags(write=False)
+    w = w / math.sqrt(2.0 * math.pi)
+    w.setflags(write=False)
+    return x, w
+
+
+def _normal_quadrature(values, nodes):
+    """Gauss-Hermite states eps (one per node) and weights."""
+    x, w = _hermite(nodes)
+    return x[:, None], w
+
+
 register_family(
     Family(
         name="normal",
@@ -68,6 +86,11 @@ register_family(
         vjp=normal_vjp,
         state_size=lambda dim: 1,
         default_objective="quadratic",
+        default_estimators=("sf", "sf-baseline", "reparam"),
+        variable="z",
+        quadrature=_normal_quadrature,
+        quadrature_nodes=(40, 80, 160, 320),  # hermegauss overflows beyond about 400 nodes
+        injection_exact=frozenset({"score", "reparam"}),
     )
 )
 
@@ -140,6 +163,30 @@ def softmax(logits):
     return z / z.sum()
 
 
+def _categorical_outcomes(values):
+    """One state per class j (G_j = 0, the others -inf: argmax(o + G) = j), with softmax(o)."""
+    logits = np.asarray(values["logits"], dtype=float)
+    k = len(logits)
+    states = np.full((k, k), -np.inf)
+    np.fill_diagonal(states, 0.0)
+    return states, softmax(logits)
+
+
+def _categorical_gradient(values, f):
+    """grad_o E[f] = p * (F - p.F), F_j = f(e_j)."""
+    p = softmax(np.asarray(values["logits"], dtype=float))
+    return p * (f - p @ f)
+
+
+def _categorical_two_class(values):
+    """Two classes: argmax(o + G) = 0 iff o0 - o1 + (G0 - G1) > 0, and G0 - G1 ~ Logistic,
+    so the state (L, 0) with L ~ Logistic(0, 1) has the law the estimates see."""
+    o = np.asarray(values["logits"], dtype=float)
+    if len(o) != 2:
+        return None
+    return (lambda L: np.array([L, 0.0])), float(o[1] - o[0])
+
+
 def _categorical_prepare(values):
     logits = np.asarray(values["logits"], dtype=float)
     return np.concatenate([logits, softmax(logits)])
@@ -160,6 +207,13 @@ register_family(
         vjp=categorical_vjp,
         state_size=lambda dim: dim,
         default_objective="squared",
+        default_estimators=("sf", "sf-baseline", "gumbel-softmax", "st-gumbel"),
+        variable="y",
+        min_dim=2,
+        outcomes=_categorical_outcomes,
+        injection_exact=frozenset({"score"}),
+        exact_gradient=_categorical_gradient,
+        two_class=_categorical_two_class,
     )
 )
 
@@ -207,6 +261,23 @@ def _bernoulli_prepare(values):
     return np.array([phi, 0.5 * (1.0 + math.tanh(0.5 * phi))])
 
 
+def _bernoulli_outcomes(values):
+    """b = 0 (L = -inf) with 1 - p, b = 1 (L = +inf) with p."""
+    p = 0.5 * (1.0 + math.tanh(0.5 * float(values["logit"])))
+    return np.array([[-np.inf], [np.inf]]), np.array([1.0 - p, p])
+
+
+def _bernoulli_gradient(values, f):
+    """dE[f]/dphi = (f(1) - f(0)) p (1 - p)."""
+    _, probs = _bernoulli_outcomes(values)
+    return np.array([(f[1] - f[0]) * probs[0] * probs[1]])
+
+
+def _bernoulli_two_class(values):
+    """The noise is one logistic variate L; b switches at L = -phi."""
+    return (lambda L: np.array([L])), -float(values["logit"])
+
+
 register_family(
     Family(
         name="bernoulli",
@@ -222,5 +293,11 @@ register_family(
         vjp=bernoulli_vjp,
         state_size=lambda dim: 1,
         default_objective="squared",
+        default_estimators=("sf", "sf-baseline", "gumbel-softmax", "st-gumbel"),
+        variable="b",
+        outcomes=_bernoulli_outcomes,
+        injection_exact=frozenset({"score"}),
+        exact_gradient=_bernoulli_gradient,
+        two_class=_bernoulli_two_class,
     )
 )

@@ -1,13 +1,28 @@
-"""The registries: families, objectives and estimators, with their capabilities.
+"""The registry types, their tables and the decorators that fill them.
 
-Each entry is plain data plus lazily compiled kernels (see :mod:`gradvar.kernels.jit`), so this
-module and the CLI's help load without numba.  Adding an estimator or objective is one
-decorated function in :mod:`gradvar.model.estimators` or :mod:`gradvar.model.objectives`; the CLI
-choices, ``gradvar list``, validation and the generic tests all read these tables.
+This module imports no content: ``import gradvar.model`` (which any import of
+``gradvar.model.registry`` triggers first) imports the modules that register the built-in
+families, objectives, estimators, baselines and options, so the tables are full as soon as
+they can be read.  Each kind of piece is one entry:
+
+- a family (:class:`Family`): its parameters drive the CLI options, API keywords, TOML keys,
+  validation and defaults; its hooks give ground truth (enumeration, quadrature, two-class
+  relaxation, exact gradient);
+- an objective (:class:`Objective`): one kernel, its parameters, closed forms and
+  capabilities;
+- an estimator (:class:`Estimator`): one kernel with the shared signature, its capabilities
+  and options, its cost, an optional noise stream of its own and an optional exact hook;
+- a baseline (:class:`Baseline`) of the baseline-corrected score function;
+- an estimator option (:class:`Option`) such as ``tau``: one declaration gives the CLI option,
+  the TOML/API key, the CSV column, its role as a cell axis and the kernel argument
+  ``opts[option.index]``.
+
+Entries are plain data plus lazily compiled kernels (:mod:`gradvar.kernels.jit`): nothing
+here imports numba, so ``gradvar --help`` stays fast.
 """
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -17,7 +32,7 @@ class Param:
     """A named parameter of a family or objective.
 
     ``default`` may be a callable of the family's dimension (vector defaults such as
-    ``w = 1, 2, ..., K``); ``positive`` declares the domain (sigma > 0, tau > 0).
+    ``w = 1, 2, ..., K``); ``positive`` declares the domain (sigma > 0).
     """
 
     name: str
@@ -32,6 +47,53 @@ class Param:
 
 
 @dataclass(frozen=True)
+class Option:
+    """An estimator option that is a cell axis: a list of values sweeps it.
+
+    The kernel of an estimator that declares it in ``options`` reads its value as
+    ``opts[index]`` (``index`` is given at registration: the position in :data:`OPTIONS`).
+    The CLI spells it ``--name`` with dashes (``rao_samples`` -> ``--rao-samples``); TOML,
+    the Python API and the CSV column use ``name``.
+    """
+
+    name: str
+    default: float
+    help: str
+    positive: bool = True
+    integer: bool = False
+    index: int = -1
+
+    @property
+    def flag(self):
+        return "--" + self.name.replace("_", "-")
+
+
+FIXED, LEAVE_ONE_OUT = 0.0, 1.0  # sf-baseline's aux[0]: b_j in aux[1:], or leave-one-out
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """A baseline b of the score function (f(x) - b) grad log p(x).
+
+    ``fixed(mean_f, mean_f_s2, mean_s2) -> b`` (one b per gradient coordinate) computes b
+    from the moments E[f], E[f s_j^2], E[s_j^2]: the engine passes a pilot batch's means,
+    the ground truth the exact ones (the oracle baseline).  A baseline without ``fixed``
+    is computed inside the kernel from the other samples of the estimate (``mode``
+    LEAVE_ONE_OUT) and needs ``min_batch`` samples.
+    """
+
+    name: str
+    summary: str
+    fixed: Callable | None = None
+    mode: float = FIXED
+    min_batch: int = 1
+
+    @property
+    def needs_pilot(self):
+        return self.fixed is not None
+
+
+@dataclass(frozen=True)
 class Family:
     """A parametric distribution p_theta and what it can do.
 
@@ -40,6 +102,17 @@ class Family:
     ``score(fp, state, x, s)`` writes the hard sample x and the score d log p / d theta;
     ``path(fp, tau, state, y, h)`` writes the pathwise (or relaxed) sample y and hard h;
     ``vjp(fp, tau, state, y, v, g)`` adds (dy/dtheta)^T v to g.
+
+    Ground-truth hooks (None where they do not apply):
+    ``outcomes(values) -> (states, weights)``: every value of the base noise that matters,
+    with its probability (discrete families: one state per outcome);
+    ``quadrature(values, nodes) -> (states, weights)``: a quadrature rule of ``nodes``
+    nodes for E over the base noise, refined over ``quadrature_nodes`` until two agree;
+    ``injection_exact``: the estimator capabilities whose estimate is a function of the
+    injected states alone (so that outcomes or quadrature give its exact moments);
+    ``exact_gradient(values, f) -> gradient`` from f at the ``outcomes`` states;
+    ``two_class(values) -> (state_of_L, switch)`` for families whose noise is one logistic
+    variate L (relaxed estimators then integrate over L), None otherwise.
     """
 
     name: str
@@ -55,6 +128,16 @@ class Family:
     vjp: object
     state_size: Callable  # D -> length of the noise state
     default_objective: str = ""  # the objective a command uses when none is given
+    default_estimators: tuple = ()  # the curated set a command runs when none is given
+    variable: str = "x"  # the sample variable's name in formulas and expressions
+    min_dim: int = 1
+    outcomes: Callable | None = None
+    quadrature: Callable | None = None
+    quadrature_nodes: tuple = ()
+    injection_exact: frozenset = frozenset()
+    exact_gradient: Callable | None = None
+    two_class: Callable | None = None
+    enumeration_cap: int = 10**6  # most outcomes the ground truth enumerates
 
 
 @dataclass(frozen=True)
@@ -65,6 +148,9 @@ class Objective:
     the objective's parameters out as the float array ``objp``.  ``exact_mean`` and
     ``exact_grad`` take (family parameter dict, objective parameter dict) and return the
     closed form, or are None (ground truth then comes from quadrature or enumeration).
+    Capabilities: ``derivatives`` (the highest order of df/dx it provides), ``degree``
+    (polynomial degree, None if not a polynomial), ``jumps`` (f may be discontinuous, so
+    pathwise estimators may be biased), ``relaxed`` (defined on relaxed samples too).
     """
 
     family: str
@@ -75,6 +161,10 @@ class Objective:
     kernel: object
     exact_mean: Callable | None = None
     exact_grad: Callable | None = None
+    derivatives: int = 1
+    degree: int | None = None
+    jumps: bool = False
+    relaxed: bool = True
 
     def pack(self, values, dim):
         parts = [np.atleast_1d(np.asarray(values[p.name], dtype=float)) for p in self.params]
@@ -85,12 +175,18 @@ class Objective:
 class Estimator:
     """A gradient estimator: one kernel with the shared signature
 
-    ``kernel(fp, objp, tau, aux, key, counter0, batch, work, g)``
+    ``kernel(fp, objp, opts, aux, key, counter0, batch, work, g)``
 
     which writes one gradient estimate (the average over ``batch`` samples whose noise
-    counters start at ``counter0``) into ``g``.  ``requires`` is the family capability it
-    needs; ``unbiased_for`` is ``"exact"`` or ``"relaxed"``; ``options`` lists the options
-    it reads (``baseline``, ``tau``).
+    counters start at ``counter0``) into ``g``; ``opts[Option.index]`` holds the cell's
+    option values, ``aux`` what the engine prepares per cell (baseline, exact gradient).
+    ``requires`` is the family capability it needs; ``unbiased_for`` is ``"exact"``,
+    ``"relaxed"`` or ``"none"``; ``options`` names the options it reads (``baseline`` and
+    registered :class:`Option` names).  ``f_evals``: evaluations of f (or of its gradient)
+    per sample.  ``stream``: the name of a noise stream of its own (see
+    :func:`gradvar.kernels.rng.substream`), None if it uses only the family's noise.
+    ``exact(cell, baseline) -> (mean, var) or None``: ground truth the estimator supplies
+    itself.  ``train_only``: it has state trained along a trajectory (``gradvar train``).
     """
 
     name: str
@@ -100,18 +196,40 @@ class Estimator:
     requires: str | None = None
     unbiased_for: str = "exact"
     options: tuple = ()
-    min_batch: Callable = field(default=lambda options: 1)
     deterministic: bool = False  # returns the exact gradient (prepared in aux), variance 0
+    f_evals: int = 1
+    stream: str | None = None
+    exact: Callable | None = None
+    train_only: bool = False
+    min_batch: int = 1
+
+    def uses(self, option):
+        return option in self.options
+
+    @property
+    def uses_baseline(self):
+        return "baseline" in self.options
+
+    @property
+    def uses_tau(self):
+        return "tau" in self.options
+
+    @property
+    def cell_options(self):
+        """The registered :class:`Option` entries it reads (cell axes), in table order."""
+        return [o for o in OPTIONS.values() if o.name in self.options]
+
+    def batch_needed(self, baseline):
+        """The smallest batch this estimator accepts with ``baseline``."""
+        extra = BASELINES[baseline].min_batch if self.uses_baseline and baseline else 1
+        return max(self.min_batch, extra)
 
 
-FAMILIES = {}
-OBJECTIVES = {}
-ESTIMATORS = {}
-BASELINES = {
-    "mean": "b = E[f] from an independent pilot batch",
-    "optimal": "b_j = E[f s_j^2] / E[s_j^2] from an independent pilot batch",
-    "loo": "b_i = mean of f over the other samples of the estimate (needs batch >= 2)",
-}
+FAMILIES: dict = {}
+OBJECTIVES: dict = {}  # (family name, objective name) -> Objective
+ESTIMATORS: dict = {}
+BASELINES: dict = {}
+OPTIONS: dict = {}
 
 
 def register_family(family):
@@ -119,57 +237,62 @@ def register_family(family):
     return family
 
 
-def objective(family, name, params=(), summary="", formula="", exact_mean=None, exact_grad=None):
-    """Decorator registering an objective kernel ``f(x, objp, grad) -> value``."""
+def register_baseline(baseline):
+    BASELINES[baseline.name] = baseline
+    return baseline
+
+
+def register_option(option):
+    """Register an :class:`Option`; returns its index in the kernels' ``opts`` array."""
+    if option.name in OPTIONS:
+        return OPTIONS[option.name].index
+    index = len(OPTIONS)
+    OPTIONS[option.name] = Option(**{**option.__dict__, "index": index})
+    return index
+
+
+def objective(family, name, params=(), summary="", formula="", **capabilities):
+    """Decorator registering an objective kernel ``f(x, objp, grad) -> value``.
+
+    ``capabilities``: ``exact_mean``, ``exact_grad`` and the fields of :class:`Objective`.
+    """
 
     def wrap(kern):
         OBJECTIVES[(family, name)] = Objective(
-            family, name, tuple(params), summary, formula, kern, exact_mean, exact_grad
+            family, name, tuple(params), summary, formula, kern, **capabilities
         )
         return kern
 
     return wrap
 
 
-def estimator(
-    name,
-    summary,
-    formula,
-    requires=None,
-    unbiased_for="exact",
-    options=(),
-    min_batch=lambda options: 1,
-    deterministic=False,
-):
-    """Decorator registering an estimator kernel with the shared signature."""
+def estimator(name, summary, formula, **capabilities):
+    """Decorator registering an estimator kernel with the shared signature.
+
+    ``capabilities``: the fields of :class:`Estimator` (``requires``, ``options``, ...).
+    """
 
     def wrap(kern):
-        ESTIMATORS[name] = Estimator(
-            name,
-            summary,
-            formula,
-            kern,
-            requires,
-            unbiased_for,
-            tuple(options),
-            min_batch,
-            deterministic,
-        )
+        options = tuple(capabilities.pop("options", ()))
+        ESTIMATORS[name] = Estimator(name, summary, formula, kern, options=options, **capabilities)
         return kern
 
     return wrap
-
-
-def load():
-    """Import the modules that fill the registries (no numba import happens here)."""
-    from gradvar.model import estimators, families, objectives  # noqa: F401
 
 
 def objectives_for(family):
-    load()
     return {name: o for (fam, name), o in OBJECTIVES.items() if fam == family}
 
 
 def applicable(est, family):
     """True when the family has the capability the estimator requires."""
     return est.requires is None or est.requires in family.capabilities
+
+
+def parameter_names():
+    """Every family parameter name, in registration order (the CLI's family options)."""
+    names = {}
+    for fam in FAMILIES.values():
+        for p in fam.params:
+            names.setdefault(p.name, p)
+    return names

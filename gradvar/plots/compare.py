@@ -47,7 +47,6 @@ def describe(results, free=()):
     """
     from gradvar.model import registry
 
-    registry.load()
     row = results.iloc[0]
     family, objective = row["family"], row["objective"]
     fam = registry.FAMILIES.get(family)

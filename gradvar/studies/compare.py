@@ -71,93 +71,99 @@ def set_threads(threads):
 
 
 def run_cell(plan, cell, progress=None, memo=None):
-    """Every estimator of ``plan`` in one cell: (result rows, summary rows) as dict lists.
+    """Every estimator (and baseline variant) of ``plan`` in one cell: (result rows, summary
+    rows) as dict lists.
 
-    ``memo`` (a dict shared across the cells of a run) spares re-running an estimator that
-    does not use tau in cells that differ only in tau: on the same noise its numbers would
-    be identical.
+    ``memo`` (a dict shared across the cells of a run) spares re-running an estimator in
+    cells that differ only in options it does not read (a tau-free estimator in a tau
+    sweep): on the same noise its numbers would be identical.
     """
+    from gradvar.model import OPTIONS
+
     rows, summary = [], []
     exact_grad = truth.exact_gradient(cell)
     # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
-    relaxed = (
-        truth.relaxed_gradient(cell) if any("tau" in e.options for e in plan.estimators) else None
-    )
+    relaxed = truth.relaxed_gradient(cell) if any(e.uses_tau for e in plan.estimators) else None
     params = {
         **{k: format_value(v) for k, v in cell.family_values.items()},
         **{k: format_value(v) for k, v in cell.objective_values.items()},
     }
     for est in plan.estimators:
-        key = (est.name, cell.batch, tuple(params.items()))
-        if memo is not None and "tau" not in est.options and key in memo:
-            rows += [dict(r) for r in memo[key][0]]
-            summary += [dict(r) for r in memo[key][1]]
-            if progress is not None:
-                progress(plan.samples)
-            continue
-        first_row, first_summary = len(rows), len(summary)
-        uses_baseline = "baseline" in est.options
-        baseline = plan.baseline if uses_baseline else ""
-        tau = format_value(cell.tau) if "tau" in est.options else math.nan
-        mom = engine.simulate(
-            cell,
-            est,
-            plan.samples,
-            plan.seed,
-            baseline=plan.baseline,
-            exact_grad=exact_grad,
-            progress=progress,
-        )
-        _, exact_var = truth.exact_moments(cell, est, plan.baseline)
-        st = stats.coordinate_stats(mom, exact_grad, exact_var)
-        rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
-        rel = relaxed if "tau" in est.options else np.full(len(cell.coords), np.nan)
-        common = dict(
-            family=cell.family.name,
-            objective=cell.objective.name,
-            estimator=est.name,
-            baseline=baseline,
-            **params,
-            tau=tau,
-            n=plan.samples,
-            batch=cell.batch,
-            seed=plan.seed,
-        )
-        for j, coord in enumerate(cell.coords):
-            row = dict(
-                common,
-                param=coord,
-                **{k: float(v[j]) for k, v in st.items()},
-                nonfinite=mom.nonfinite,
-                seconds=mom.seconds,
-                estimates_per_s=rate,
-                relaxed_grad=float(rel[j]),
+        options = {
+            name: format_value(cell.options.get(name)) if est.uses(name) else math.nan
+            for name in OPTIONS
+        }
+        for baseline in plan.variants(est):
+            key = (est.name, baseline, cell.batch, tuple(params.items()), tuple(options.items()))
+            if memo is not None and key in memo:
+                rows += [dict(r) for r in memo[key][0]]
+                summary += [dict(r) for r in memo[key][1]]
+                if progress is not None:
+                    progress(plan.samples)
+                continue
+            first_row, first_summary = len(rows), len(summary)
+            mom = engine.simulate(
+                cell,
+                est,
+                plan.samples,
+                plan.seed,
+                baseline=baseline,
+                exact_grad=exact_grad,
+                progress=progress,
             )
-            row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
-            rows.append(row)
-        agg = stats.summary_stats(mom, exact_grad)
-        summary.append(
-            dict(
-                common,
-                **agg,
-                exact_total_var=float(np.sum(exact_var)),
-                nonfinite=mom.nonfinite,
-                seconds=mom.seconds,
-                estimates_per_s=rate,
-                relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2)),
+            _, exact_var = truth.exact_moments(cell, est, baseline)
+            st = stats.coordinate_stats(mom, exact_grad, exact_var)
+            rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
+            rel = relaxed if est.uses_tau else np.full(len(cell.coords), np.nan)
+            common = dict(
+                family=cell.family.name,
+                objective=cell.objective.name,
+                estimator=est.name,
+                baseline=baseline,
+                **params,
+                **options,
+                n=plan.samples,
+                batch=cell.batch,
+                seed=plan.seed,
             )
-        )
-        if memo is not None and "tau" not in est.options:
-            memo[key] = (rows[first_row:], summary[first_summary:])
+            for j, coord in enumerate(cell.coords):
+                row = dict(
+                    common,
+                    param=coord,
+                    **{k: float(v[j]) for k, v in st.items()},
+                    nonfinite=mom.nonfinite,
+                    seconds=mom.seconds,
+                    estimates_per_s=rate,
+                    relaxed_grad=float(rel[j]),
+                )
+                row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
+                rows.append(row)
+            agg = stats.summary_stats(mom, exact_grad)
+            summary.append(
+                dict(
+                    common,
+                    **agg,
+                    exact_total_var=float(np.sum(exact_var)),
+                    nonfinite=mom.nonfinite,
+                    seconds=mom.seconds,
+                    estimates_per_s=rate,
+                    relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2)),
+                )
+            )
+            if memo is not None:
+                memo[key] = (rows[first_row:], summary[first_summary:])
     return rows, summary
 
 
 def _tables(plan, rows, summary):
+    from gradvar.model import OPTIONS
+
     lead = ["family", "objective", "estimator", "baseline"] + plan.param_columns
+    extra = [name for name in OPTIONS if name not in lead]  # appended: scripts read by position
     results = pd.DataFrame(rows)
-    results = results[lead + [c for c in RESULT_COLUMNS if c not in lead]]
+    results = results[lead + [c for c in RESULT_COLUMNS if c not in lead] + extra]
     summary = pd.DataFrame(summary)
-    summary = summary[lead + ["n", "batch", "seed"] + SUMMARY_STATS]
+    summary = summary[lead + ["n", "batch", "seed"] + SUMMARY_STATS + extra]
     return results, summary
 
 

@@ -85,7 +85,6 @@ def plans(
         sets=sets,
         **fam_values,
     )
-    registry.load()
     fam = registry.FAMILIES.get(family)
     if fam is not None and "relax" not in fam.capabilities:  # unknown names: spec.plan says
         relaxable = [n for n, f in registry.FAMILIES.items() if "relax" in f.capabilities]
@@ -95,7 +94,7 @@ def plans(
         )
     swept = spec.plan(estimator=swept_names, tau=taus, **common)
     for est in swept.estimators:
-        if "tau" not in est.options:
+        if not est.uses_tau:
             raise spec.SpecError(
                 f"estimator {est.name!r} does not use tau; give it as a "
                 f"tau-independent reference (--reference {est.name})"
@@ -109,7 +108,7 @@ def plans(
     if ref_names:
         refs = spec.plan(estimator=ref_names, **common)
         for est in refs.estimators:
-            if "tau" in est.options:
+            if est.uses_tau:
                 raise spec.SpecError(
                     f"reference {est.name!r} depends on tau; list it under --estimator"
                 )

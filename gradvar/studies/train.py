@@ -193,13 +193,18 @@ def trajectory(
     obj = registry.OBJECTIVES[(problem.family, problem.objective)]
     params = problem.initial(train_positions)
     opt = OPTIMIZERS[optimizer](lr)
-    batch = max(batch, est.min_batch({"baseline": baseline}))
+    batch = max(batch, est.batch_needed(baseline))
     rows = []
     for step in range(steps + 1):
         cell = engine.Cell(
-            fam, problem.family_values(params), obj, problem.objective_values, tau=tau, batch=batch
+            fam,
+            problem.family_values(params),
+            obj,
+            problem.objective_values,
+            options={"tau": tau},
+            batch=batch,
         )
-        states, probs = truth.INJECTION[fam.name][0](cell.family_values, 0)
+        states, probs = fam.outcomes(cell.family_values)
         objective = float(probs @ truth.objective_values_on(cell, states))
         grads = var = None
         if step < steps:
@@ -225,8 +230,8 @@ def trajectory(
                     dict(
                         problem=problem.name,
                         estimator=est.name,
-                        baseline=baseline if "baseline" in est.options else "",
-                        tau=tau if "tau" in est.options else math.nan,
+                        baseline=baseline if est.uses_baseline else "",
+                        tau=tau if est.uses_tau else math.nan,
                         batch=batch,
                         seed=int(seed),
                         step=step,
@@ -259,7 +264,6 @@ def validate(
     """Check the options (SpecError naming the problem) and fill in the problem's defaults."""
     from gradvar.spec import SpecError, estimators_for, parse_count, parse_values, suggest
 
-    registry.load()
     if problem not in PROBLEMS:
         raise SpecError(f"unknown problem {problem!r}." + suggest(problem, PROBLEMS))
     prob = PROBLEMS[problem]

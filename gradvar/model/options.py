@@ -1,0 +1,15 @@
+"""Estimator options that are cell axes: one :class:`~gradvar.model.registry.Option` each.
+
+An estimator that reads an option lists its name in ``options`` and reads its value in the
+kernel as ``opts[INDEX]`` with the index returned here.
+"""
+
+from gradvar.model.registry import Option, register_option
+
+TAU = register_option(
+    Option(
+        "tau",
+        0.5,
+        "Temperature of the relaxed and straight-through estimators (> 0)",
+    )
+)
