@@ -100,7 +100,7 @@ def names_of(value):
     return [n for n in names if n]
 
 
-def estimators_for(estimator, family):
+def estimators_for(estimator, family, train=False):
     """The registry entries named by ``estimator`` (list or comma text; the family's curated
     default set when empty), each checked to be known and applicable to ``family``."""
     names = (
@@ -113,6 +113,11 @@ def estimators_for(estimator, family):
         if name not in registry.ESTIMATORS:
             raise SpecError(f"unknown estimator {name!r}." + suggest(name, registry.ESTIMATORS))
         est = registry.ESTIMATORS[name]
+        if est.train_only and not train:
+            raise SpecError(
+                f"estimator {name!r} trains its own control variate along a trajectory: "
+                "use it in gradvar train"
+            )
         if not registry.applicable(est, family):
             raise SpecError(
                 f"estimator {name!r} needs the {est.requires!r} capability, which family "

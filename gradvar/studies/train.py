@@ -294,7 +294,7 @@ def validate(
         raise SpecError("--train-positions applies to --problem bump only")
     if int(batch) < 1:
         raise SpecError(f"batch must be >= 1, got {batch}")
-    ests = estimators_for(estimator or d["estimator"], registry.FAMILIES[prob.family])
+    ests = estimators_for(estimator or d["estimator"], registry.FAMILIES[prob.family], train=True)
     return dict(
         prob=prob,
         ests=ests,
