@@ -441,11 +441,11 @@ def test_failure_while_running_exits_1_and_leaves_nothing(run, tmp_path, monkeyp
 def test_failure_while_writing_leaves_no_half_folder(run, tmp_path, monkeypatch):
     from gradvar.plots import compare as plots
 
-    def broken(results, folder):
+    def broken(folder):
         (Path(folder) / "variance.png").write_text("half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(plots, "compare_plots", broken)
+    monkeypatch.setattr(plots, "draw", broken)
     result = run("compare", "--estimator", "reparam", "--samples", SAMPLES)
     assert result.exit_code == 1 and "disk full" in result.output
     assert list(tmp_path.iterdir()) == []  # neither results/ nor results/*.partial

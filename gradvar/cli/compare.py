@@ -210,9 +210,9 @@ def write_folder(tmp, results, summary, meta, plot, timings):
     t1 = time.perf_counter()
     pictures = []
     if plot:
-        from gradvar.plots import compare as plots
+        from gradvar import plots
 
-        pictures = plots.compare_plots(results, tmp)
+        pictures = plots.draw_command("compare", tmp)
     t2 = time.perf_counter()
     files = ["results.csv", "summary.csv", *pictures, "meta.json"]
     timings.update(write_csv=t1 - t0, plot=t2 - t1)

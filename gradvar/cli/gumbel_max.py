@@ -118,9 +118,9 @@ def execute(experiment, out=None, force=False, quiet=False):
             io.write_csv(relaxed, tmp / "relaxed.csv")
             pictures = []
             if not resolved["no-plot"]:  # from the CSV files just written, like `gradvar plot`
-                from gradvar.plots import discrete as plots_discrete
+                from gradvar import plots
 
-                pictures = plots_discrete.gumbel_max_plots(io.read_csv(tmp / "results.csv"), tmp)
+                pictures = plots.draw_command("gumbel-max", tmp)
             files = ["results.csv", "summary.csv", "relaxed.csv", *pictures, "meta.json"]
             meta.update(finished=io.now(), seconds=round(time.perf_counter() - t0, 4), files=files)
             io.write_json(meta, tmp / "meta.json")

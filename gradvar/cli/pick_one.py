@@ -88,9 +88,9 @@ def execute(experiment, out=None, force=False, quiet=False):
             io.write_csv(results, tmp / "results.csv")
             pictures = []
             if not resolved["no-plot"]:
-                from gradvar.plots import compare as plots
+                from gradvar import plots
 
-                pictures = plots.pick_one_plots(results, tmp)
+                pictures = plots.draw_command("pick-one", tmp)
             files = ["results.csv", *pictures, "meta.json"]
             meta.update(finished=io.now(), seconds=round(time.perf_counter() - t0, 4), files=files)
             io.write_json(meta, tmp / "meta.json")

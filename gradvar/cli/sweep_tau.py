@@ -248,9 +248,9 @@ def write_folder(target, force, results, summary, best, meta, plot, t0):
         io.write_csv(best, tmp / "best_tau.csv")
         pictures = []
         if plot:  # drawn from the CSV files just written, as `gradvar plot` redraws them
-            from gradvar.plots import discrete as plots_discrete
+            from gradvar import plots
 
-            pictures = plots_discrete.sweep_tau_plots(results, tmp)
+            pictures = plots.draw_command("sweep-tau", tmp)
         files = ["results.csv", "summary.csv", "best_tau.csv", *pictures, "meta.json"]
         meta.update(finished=io.now(), seconds=round(time.perf_counter() - t0, 4), files=files)
         io.write_json(meta, tmp / "meta.json")

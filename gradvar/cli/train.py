@@ -167,9 +167,9 @@ def execute(experiment, out=None, force=False, quiet=False):
         with io.atomic_folder(target, force=force) as tmp:
             io.write_csv(table, tmp / "results.csv")
             if not resolved["no-plot"]:
-                from gradvar.plots import compare as plots
+                from gradvar import plots
 
-                files += plots.train_plots(table, tmp)
+                files += plots.draw_command("train", tmp)
             files.append("meta.json")
             meta.update(finished=io.now(), files=files)
             io.write_json(meta, tmp / "meta.json")
