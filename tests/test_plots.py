@@ -94,7 +94,9 @@ def test_every_plotter_draws_from_a_folder_alone(run, name):
     for file in expected:
         assert (folder / file).stat().st_size > 10_000, file
         assert file in result.output
+    first = {file: (folder / file).read_bytes() for file in expected}
     assert sorted(plots.draw(folder)) == sorted(expected)  # the library entry point too
+    assert {file: (folder / file).read_bytes() for file in expected} == first  # same bytes
 
 
 def test_the_command_is_guessed_when_meta_json_is_gone(run):

@@ -70,12 +70,27 @@ def figure(width, height):
 
 
 def save(fig, folder, name):
-    """Write ``fig`` to ``folder/name`` atomically (format from the suffix); returns ``name``."""
+    """Write ``fig`` to ``folder/name`` atomically (format from the suffix); returns ``name``.
+
+    The same figure gives the same bytes: an SVG gets no date and fixed element ids.
+    """
+    import matplotlib
+
     fmt = Path(name).suffix.lstrip(".") or "png"
-    io.replace_file(
-        Path(folder) / name,
-        lambda tmp: fig.savefig(tmp, format=fmt, dpi=DPI, bbox_inches="tight", pad_inches=0.08),
-    )
+    metadata = {"Date": None} if fmt in ("svg", "pdf") else None
+
+    def write(tmp):
+        with matplotlib.rc_context({"svg.hashsalt": "gradvar"}):
+            fig.savefig(
+                tmp,
+                format=fmt,
+                dpi=DPI,
+                bbox_inches="tight",
+                pad_inches=0.08,
+                metadata=metadata,
+            )
+
+    io.replace_file(Path(folder) / name, write)
     return name
 
 
