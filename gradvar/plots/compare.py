@@ -41,9 +41,9 @@ def describe(results, free=()):
     Parameters in ``free`` (the swept ones) are named without a value; tau is added when an
     estimator used it.
     """
-    from gradvar.model import registry
+    from gradvar.model import estimators, families, objectives, registry  # noqa: F401
 
-    registry.load()
+    # importing the entry modules fills the registries (registry.load() does the same)
     row = results.iloc[0]
     family, objective = row["family"], row["objective"]
     fam = registry.FAMILIES.get(family)
