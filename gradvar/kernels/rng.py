@@ -34,7 +34,7 @@ _SYM = 2.0**-52 - 1.0  # exact: 2 u - 1 = floor(b / 2^12) 2^-51 + (2^-52 - 1)
 
 
 def stream_id(name):
-    """The 64-bit id of a named noise stream (an estimator's own, REFERENCE 6b): a hash of
+    """The 64-bit id of a named noise stream (an estimator's own, docs/math.md §6b): a hash of
     the name, so adding an estimator never moves another's noise."""
     import hashlib
 

@@ -4,7 +4,7 @@ Every step draws ``replicates`` gradient estimates at the current parameters thr
 engine (same kernels and noise design as ``compare``); the first drives the update and all
 of them give the variance of one estimate at that point (``grad_var``).  Two problems:
 
-- ``bump``: the discretized-Gaussian toy of REFERENCE section 3: categorical logits
+- ``bump``: the discretized-Gaussian toy of docs/math.md §3: categorical logits
   o_j = exp(-(x_j - m)^2) at positions x = 0..4, weights w = 1..5, maximise E[w . y] from
   m = 2 with learning rate 1; ``train_positions`` also trains x (as the original write-up).
 - ``bernoulli-toy``: minimise E[(b - t)^2], t = 0.499, b ~ Bernoulli(sigmoid(logit)) from
