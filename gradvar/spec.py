@@ -241,6 +241,12 @@ def plan(
     fam = family_entry(family)
     obj = objective_entry(fam, objective)
     ests = estimators_for(estimator, fam)
+    for e in ests:
+        if e.needs_derivatives > obj.derivatives:
+            raise SpecError(
+                f"estimator {e.name!r} needs derivatives of f up to order {e.needs_derivatives}, "
+                f"which objective {obj.name!r} does not provide (it has order {obj.derivatives})"
+            )
     baselines = baselines_for(baseline)
     samples = parse_count(samples, "samples")
     if samples < 1:

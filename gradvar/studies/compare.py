@@ -41,6 +41,8 @@ RESULT_COLUMNS = [
     "seconds",
     "estimates_per_s",
     "relaxed_grad",
+    "f_evals",
+    "var_f_evals",
 ]
 SUMMARY_STATS = [
     "total_var",
@@ -57,6 +59,9 @@ SUMMARY_STATS = [
     "seconds",
     "estimates_per_s",
     "relaxed_bias_sq_norm",
+    "f_evals",
+    "var_f_evals",
+    "exact_note",
 ]
 
 
@@ -108,7 +113,8 @@ def run_cell(plan, cell, progress=None, memo=None):
                 exact_grad=exact_grad,
                 progress=progress,
             )
-            _, exact_var = truth.exact_moments(cell, est, baseline)
+            _, exact_var, note = truth.exact(cell, est, baseline)
+            evals = est.evals(cell.options) * cell.batch
             st = stats.coordinate_stats(mom, exact_grad, exact_var)
             rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
             rel = relaxed if est.uses_tau else np.full(len(cell.coords), np.nan)
@@ -132,8 +138,10 @@ def run_cell(plan, cell, progress=None, memo=None):
                     seconds=mom.seconds,
                     estimates_per_s=rate,
                     relaxed_grad=float(rel[j]),
+                    f_evals=evals,
                 )
                 row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
+                row["var_f_evals"] = row["grad_var"] * evals
                 rows.append(row)
             agg = stats.summary_stats(mom, exact_grad)
             summary.append(
@@ -145,6 +153,9 @@ def run_cell(plan, cell, progress=None, memo=None):
                     seconds=mom.seconds,
                     estimates_per_s=rate,
                     relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2)),
+                    f_evals=evals,
+                    var_f_evals=agg["total_var"] * evals,
+                    exact_note=note,
                 )
             )
             if memo is not None:
