@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
+from helpers import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
 
 import gradvar
 from gradvar import spec, truth
