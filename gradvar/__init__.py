@@ -9,8 +9,12 @@ so that ``gradvar --help`` never loads numba or matplotlib.
 """
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+try:  # one source: pyproject.toml's version, as installed
+    __version__ = version("gradvar")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 __all__ = ["compare", "sweep_tau", "gumbel_max", "train", "run"]
 _API = {
     "compare": ("studies.compare", "compare"),

@@ -10,6 +10,7 @@ import math
 import re
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
@@ -65,6 +66,26 @@ def test_help_and_version(cli):
     result = cli("--help")
     assert result.exit_code == 0 and "compare" in result.output and "pick-one" in result.output
     assert cli("--version").output.strip().startswith("gradvar, version")
+
+
+def test_version_has_one_source():
+    """pyproject.toml holds the version; gradvar reads the installed distribution's, and says
+    0+unknown when it is not installed."""
+    import gradvar
+
+    assert gradvar.__version__ == version("gradvar")
+    pyproject = (README.parent / "pyproject.toml").read_text()
+    assert f'\nversion = "{gradvar.__version__}"\n' in pyproject
+    code = (
+        "import importlib.metadata as m\n"
+        "def missing(name):\n"
+        "    raise m.PackageNotFoundError(name)\n"
+        "m.version = missing\n"
+        "import gradvar\n"
+        "print(gradvar.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0+unknown"
 
 
 @pytest.mark.parametrize("name", sorted(main.commands))
