@@ -11,8 +11,12 @@ and the Gumbel distribution is ``gradvar.gumbel``.  Imports are lazy so that
 """
 
 import importlib
+from importlib.metadata import PackageNotFoundError, version
 
-__version__ = "0.1.0"
+try:  # one source: pyproject.toml's version, as installed
+    __version__ = version("gradvar")
+except PackageNotFoundError:  # run from a source tree that was never installed
+    __version__ = "0+unknown"
 __all__ = ["compare", "sweep_tau", "gumbel_max", "pick_one", "train", "run", "plot", "gumbel"]
 _API = {
     "compare": ("studies.compare", "compare"),

@@ -10,10 +10,10 @@ import math
 import re
 import subprocess
 import sys
+from importlib.metadata import version
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
 from gradvar.cli import common, compare, main
 from gradvar.studies import compare as api
@@ -45,17 +45,6 @@ CONTRACT_COLUMNS = [
 ]
 
 
-@pytest.fixture
-def run(tmp_path, monkeypatch):
-    """Invoke gradvar in an empty working directory; returns the click Result."""
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
-
-
 def rows(path):
     with open(path, newline="") as fh:
         return list(csv.DictReader(fh))
@@ -73,15 +62,35 @@ def without_timing(path):
 
 
 # --- help, documentation, start-up ---------------------------------------------------------
-def test_help_and_version(run):
-    result = run("--help")
+def test_help_and_version(cli):
+    result = cli("--help")
     assert result.exit_code == 0 and "compare" in result.output and "pick-one" in result.output
-    assert run("--version").output.strip().startswith("gradvar, version")
+    assert cli("--version").output.strip().startswith("gradvar, version")
+
+
+def test_version_has_one_source():
+    """pyproject.toml holds the version; gradvar reads the installed distribution's, and says
+    0+unknown when it is not installed."""
+    import gradvar
+
+    assert gradvar.__version__ == version("gradvar")
+    pyproject = (README.parent / "pyproject.toml").read_text()
+    assert f'\nversion = "{gradvar.__version__}"\n' in pyproject
+    code = (
+        "import importlib.metadata as m\n"
+        "def missing(name):\n"
+        "    raise m.PackageNotFoundError(name)\n"
+        "m.version = missing\n"
+        "import gradvar\n"
+        "print(gradvar.__version__)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "0+unknown"
 
 
 @pytest.mark.parametrize("name", sorted(main.commands))
-def test_every_command_has_help_with_an_example(run, name):
-    result = run(name, "--help")
+def test_every_command_has_help_with_an_example(cli, name):
+    result = cli(name, "--help")
     assert result.exit_code == 0
     example = result.output[result.output.find("Example") :]
     assert re.search(r"^Examples?:\n(\s+gradvar .*\n)+", example), result.output
@@ -106,14 +115,14 @@ def test_help_imports_neither_numba_nor_matplotlib_nor_pandas():
     assert out.stdout.strip() == "[]"
 
 
-def test_list(run):
-    result = run("list")
+def test_list(cli):
+    result = cli("list")
     assert result.exit_code == 0 and "sf-baseline" in result.output
 
 
 # --- compare: one point ---------------------------------------------------------------------
-def test_compare_defaults_write_the_results_folder(run, tmp_path):
-    result = run("compare", "--samples", SAMPLES, "--quiet")
+def test_compare_defaults_write_the_results_folder(cli, tmp_path):
+    result = cli("compare", "--samples", SAMPLES, "--quiet")
     assert result.exit_code == 0, result.output
     [folder] = (tmp_path / "results").iterdir()
     assert folder.name.startswith("compare-")
@@ -144,8 +153,8 @@ def test_compare_defaults_write_the_results_folder(run, tmp_path):
     assert result.stderr == ""  # --quiet
 
 
-def test_meta_json_holds_the_resolved_experiment(run, tmp_path):
-    result = run(
+def test_meta_json_holds_the_resolved_experiment(cli, tmp_path):
+    result = cli(
         "compare",
         "--estimator",
         "sf,reparam",
@@ -190,9 +199,9 @@ def test_meta_json_holds_the_resolved_experiment(run, tmp_path):
     )
 
 
-def test_same_seed_same_results_with_one_or_two_threads(run, tmp_path):
+def test_same_seed_same_results_with_one_or_two_threads(cli, tmp_path):
     for threads in (1, 2):
-        result = run(
+        result = cli(
             "compare",
             "--mu",
             "0,2",
@@ -213,8 +222,8 @@ def test_same_seed_same_results_with_one_or_two_threads(run, tmp_path):
     assert one == two and len(one) == 1 + 2 * 3 * 2
 
 
-def test_compare_sweep_table_and_plot(run, tmp_path):
-    result = run(
+def test_compare_sweep_table_and_plot(cli, tmp_path):
+    result = cli(
         "compare",
         "--mu",
         "-1:1:3",
@@ -240,8 +249,8 @@ def test_compare_sweep_table_and_plot(run, tmp_path):
     ]
 
 
-def test_set_sweeps_and_sets_objective_parameters(run, tmp_path):
-    result = run(
+def test_set_sweeps_and_sets_objective_parameters(cli, tmp_path):
+    result = cli(
         "compare",
         "--set",
         "k=-1,1",
@@ -272,8 +281,8 @@ def test_set_sweeps_and_sets_objective_parameters(run, tmp_path):
     ]
 
 
-def test_objective_and_batch_options(run, tmp_path):
-    result = run(
+def test_objective_and_batch_options(cli, tmp_path):
+    result = cli(
         "compare",
         "--objective",
         "linear",
@@ -299,8 +308,8 @@ def test_objective_and_batch_options(run, tmp_path):
     }
 
 
-def test_categorical_and_bernoulli(run, tmp_path):
-    result = run(
+def test_categorical_and_bernoulli(cli, tmp_path):
+    result = cli(
         "compare",
         "--family",
         "categorical",
@@ -324,7 +333,7 @@ def test_categorical_and_bernoulli(run, tmp_path):
     meta = json.loads((tmp_path / "cat/meta.json").read_text())["experiment"]
     assert meta["logits"] == [1.0, 0.0, -1.0] and meta["tau"] == 0.5
     assert meta["set"] == {"w": [1.0, 2.0, 3.0], "t": 0.499}
-    result = run(
+    result = cli(
         "compare",
         "--family",
         "bernoulli",
@@ -344,8 +353,8 @@ def test_categorical_and_bernoulli(run, tmp_path):
     assert (tmp_path / "ber/variance-vs-logit.png").exists()
 
 
-def test_tau_sweep_keeps_tau_free_estimators_as_references(run, tmp_path):
-    result = run(
+def test_tau_sweep_keeps_tau_free_estimators_as_references(cli, tmp_path):
+    result = cli(
         "compare",
         "--family",
         "categorical",
@@ -370,13 +379,13 @@ def test_tau_sweep_keeps_tau_free_estimators_as_references(run, tmp_path):
 
 
 # --- output folder rules ------------------------------------------------------------------
-def test_existing_folder_is_kept_unless_force(run, tmp_path):
+def test_existing_folder_is_kept_unless_force(cli, tmp_path):
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "mine.txt").write_text("keep")
-    result = run("compare", "--samples", SAMPLES, "--out", "out", "-q")
+    result = cli("compare", "--samples", SAMPLES, "--out", "out", "-q")
     assert result.exit_code == 2 and "already exists" in result.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["mine.txt"]
-    result = run(
+    result = cli(
         "compare", "--estimator", "reparam", "--samples", SAMPLES, "--out", "out", "--force", "-q"
     )
     assert result.exit_code == 0, result.output
@@ -415,8 +424,8 @@ BAD_INPUT = [
 
 
 @pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
-def test_bad_input_exits_2_and_writes_nothing(run, tmp_path, args, message):
-    result = run(
+def test_bad_input_exits_2_and_writes_nothing(cli, tmp_path, args, message):
+    result = cli(
         "compare",
         *args,
         "--samples" if "--samples" not in args else "--seed",
@@ -428,17 +437,17 @@ def test_bad_input_exits_2_and_writes_nothing(run, tmp_path, args, message):
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failure_while_running_exits_1_and_leaves_nothing(run, tmp_path, monkeypatch):
+def test_failure_while_running_exits_1_and_leaves_nothing(cli, tmp_path, monkeypatch):
     def broken(*args, **kwargs):
         raise RuntimeError("engine exploded")
 
     monkeypatch.setattr(api, "run_plan", broken)
-    result = run("compare", "--samples", SAMPLES)
+    result = cli("compare", "--samples", SAMPLES)
     assert result.exit_code == 1 and "RuntimeError: engine exploded" in result.output
     assert list(tmp_path.iterdir()) == []
 
 
-def test_failure_while_writing_leaves_no_half_folder(run, tmp_path, monkeypatch):
+def test_failure_while_writing_leaves_no_half_folder(cli, tmp_path, monkeypatch):
     from gradvar.studies import base
 
     def broken(command, folder):
@@ -446,7 +455,7 @@ def test_failure_while_writing_leaves_no_half_folder(run, tmp_path, monkeypatch)
         raise OSError("disk full")
 
     monkeypatch.setattr(base, "draw", broken)
-    result = run("compare", "--estimator", "reparam", "--samples", SAMPLES)
+    result = cli("compare", "--estimator", "reparam", "--samples", SAMPLES)
     assert result.exit_code == 1 and "disk full" in result.output
     assert list(tmp_path.iterdir()) == []  # neither results/ nor results/*.partial
 
@@ -459,9 +468,9 @@ def test_progress_bar_is_silent_when_quiet():
 
 
 # --- plot ---------------------------------------------------------------------------------
-def test_plot_redraws_from_the_csv(run, tmp_path):
+def test_plot_redraws_from_the_csv(cli, tmp_path):
     assert (
-        run(
+        cli(
             "compare", "--estimator", "sf,reparam", "--samples", SAMPLES, "--out", "p", "-q"
         ).exit_code
         == 0
@@ -469,14 +478,14 @@ def test_plot_redraws_from_the_csv(run, tmp_path):
     png = tmp_path / "p" / "variance.png"
     png.unlink()
     (tmp_path / "p" / "meta.json").unlink()  # the CSV alone is enough
-    result = run("plot", "p")
+    result = cli("plot", "p")
     assert result.exit_code == 0, result.output
     assert png.stat().st_size > 10_000 and str(Path("p") / "variance.png") in result.output
 
 
-def test_plot_redraws_sweeps_and_pick_one(run, tmp_path):
+def test_plot_redraws_sweeps_and_pick_one(cli, tmp_path):
     assert (
-        run(
+        cli(
             "compare",
             "--estimator",
             "reparam",
@@ -491,23 +500,23 @@ def test_plot_redraws_sweeps_and_pick_one(run, tmp_path):
         ).exit_code
         == 0
     )
-    assert run("pick-one", "--samples", 100, "--out", "o", "-q", "--no-plot").exit_code == 0
-    result = run("plot", "s", "o")
+    assert cli("pick-one", "--samples", 100, "--out", "o", "-q", "--no-plot").exit_code == 0
+    result = cli("plot", "s", "o")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "s/variance-vs-sigma.png").exists()
     assert (tmp_path / "o/pick-one.png").exists()
 
 
-def test_plot_rejects_a_folder_without_results(run, tmp_path):
+def test_plot_rejects_a_folder_without_results(cli, tmp_path):
     (tmp_path / "empty").mkdir()
-    result = run("plot", "empty")
+    result = cli("plot", "empty")
     assert result.exit_code == 2 and "no results.csv" in result.output
-    assert run("plot", "missing").exit_code == 2
+    assert cli("plot", "missing").exit_code == 2
 
 
 # --- pick-one -----------------------------------------------------------------------------
-def test_pick_one_reference_lists(run, tmp_path):
-    result = run("pick-one", "4,5,6", "0,5,10", "--samples", 20_000, "--out", "po")
+def test_pick_one_reference_lists(cli, tmp_path):
+    result = cli("pick-one", "4,5,6", "0,5,10", "--samples", 20_000, "--out", "po")
     assert result.exit_code == 0, result.output
     table = rows(tmp_path / "po/results.csv")
     assert list(table[0])[:6] == ["values", "mean", "exact_var", "n", "mc_mean", "mc_var"]
@@ -528,10 +537,10 @@ def test_pick_one_reference_lists(run, tmp_path):
     ]
 
 
-def test_pick_one_is_seeded_and_takes_any_number_of_lists(run, tmp_path):
+def test_pick_one_is_seeded_and_takes_any_number_of_lists(cli, tmp_path):
     for out in ("a", "b"):
         assert (
-            run(
+            cli(
                 "pick-one",
                 "--samples",
                 500,
@@ -551,7 +560,7 @@ def test_pick_one_is_seeded_and_takes_any_number_of_lists(run, tmp_path):
     assert (tmp_path / "a/results.csv").read_bytes() == (tmp_path / "b/results.csv").read_bytes()
     assert len(rows(tmp_path / "a/results.csv")) == 3
     assert not list((tmp_path / "a").glob("*.png"))
-    result = run("pick-one", "--samples", 500, "-q")  # default lists
+    result = cli("pick-one", "--samples", 500, "-q")  # default lists
     assert result.exit_code == 0 and "50/3" in result.output
 
 
@@ -564,13 +573,13 @@ def test_pick_one_is_seeded_and_takes_any_number_of_lists(run, tmp_path):
         ([""], "empty list"),
     ],
 )
-def test_pick_one_bad_input(run, tmp_path, args, message):
-    result = run("pick-one", *args)
+def test_pick_one_bad_input(cli, tmp_path, args, message):
+    result = cli("pick-one", *args)
     assert result.exit_code == 2 and message in result.output
     assert list(tmp_path.iterdir()) == []
 
 
-def test_pick_one_existing_folder(run, tmp_path):
+def test_pick_one_existing_folder(cli, tmp_path):
     (tmp_path / "x").mkdir()
-    assert run("pick-one", "--out", "x", "-q").exit_code == 2
-    assert run("pick-one", "--out", "x", "--force", "-q", "--samples", 10).exit_code == 0
+    assert cli("pick-one", "--out", "x", "-q").exit_code == 2
+    assert cli("pick-one", "--out", "x", "--force", "-q", "--samples", 10).exit_code == 0

@@ -6,7 +6,7 @@ the plausible bug fails (the deliberately wrong estimator below must fail the sa
 
 import numpy as np
 import pytest
-from conftest import Z_TOL, check_mean, rejects, simulate  # Z_TOL = 5: 5.7e-7 false alarms
+from helpers import Z_TOL, check_mean, rejects, simulate  # Z_TOL = 5: 5.7e-7 false alarms
 from scipy import integrate, special, stats
 
 import gradvar

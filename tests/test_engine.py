@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 import wrong_estimators as wrong
-from conftest import make_cell, run_python
+from helpers import make_cell, run_python
 
 import gradvar
 from gradvar import engine, stats, truth
@@ -33,7 +33,7 @@ import json, sys
 import numpy as np
 import numba
 sys.path.insert(0, {tests!r})
-from conftest import make_cell
+from helpers import make_cell
 from gradvar import engine, truth
 from gradvar.model import registry
 out = []
@@ -50,7 +50,7 @@ print(json.dumps(dict(threads=numba.get_num_threads(), runs=out)))
 
 
 def _engine_in_subprocess(env, n, seed=7):
-    from conftest import TESTS_DIR
+    from helpers import TESTS_DIR
 
     code = _SCRIPT.format(tests=TESTS_DIR, jobs=json.dumps(JOBS), n=n, seed=seed)
     return json.loads(run_python(code, env=env).strip().splitlines()[-1])
@@ -185,7 +185,7 @@ def test_memory_does_not_grow_with_n():
     160 MB)."""
     code = textwrap.dedent("""
         import resource, tracemalloc
-        from conftest import make_cell
+        from helpers import make_cell
         from gradvar import engine
         from gradvar.model import registry
         cell = make_cell("normal", "quadratic", mu=0.7, sigma=1.6)
@@ -270,7 +270,7 @@ def test_edited_external_kernel_is_not_served_stale(tmp_path):
     code = textwrap.dedent(f"""
         import sys
         sys.path.insert(0, {str(tmp_path)!r})
-        from conftest import make_cell
+        from helpers import make_cell
         from gradvar import engine
         import gv_plugin_module
         cell = make_cell("normal", "linear")

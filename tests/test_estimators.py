@@ -1,6 +1,6 @@
 """Estimators through the engine: Monte Carlo mean and variance against exact ground truth.
 
-Checks (conftest): the mean within Z_TOL = 5 standard errors of the exact gradient and the
+Checks (helpers.py): the mean within Z_TOL = 5 standard errors of the exact gradient and the
 variance within Z_TOL fourth-moment standard errors of the exact variance, each sized
 (``powered``) so that a factor 2 would fail.  Every family has a deliberately wrong estimator
 (wrong_estimators.py) that the same check rejects.  Parameter points avoid sigma = 1, mu = 0
@@ -10,7 +10,7 @@ and phi = 0, where several plausible bugs (a missing 1/sigma, a wrong p) are inv
 import numpy as np
 import pytest
 import wrong_estimators as wrong
-from conftest import Z_TOL, check_mean, check_variance, make_cell, rejects, simulate
+from helpers import Z_TOL, check_mean, check_variance, make_cell, rejects, simulate
 
 import gradvar
 from gradvar import stats, truth

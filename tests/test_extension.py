@@ -10,7 +10,7 @@ import textwrap
 
 import pandas as pd
 import pytest
-from conftest import Z_TOL, run_python
+from helpers import Z_TOL, run_python
 
 SCRIPT = """
 import json, sys

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
+from helpers import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
 from scipy import special, stats
 
 import gradvar
@@ -101,19 +101,11 @@ def test_bad_input_is_a_spec_error(kw, match):
 
 
 # --- the command ---------------------------------------------------------------------------
-def invoke(*args):
-    from click.testing import CliRunner
-
-    from gradvar.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def test_command_writes_the_contract_files(tmp_path):
+def test_command_writes_the_contract_files(cli, tmp_path):
     from gradvar import io
 
     out = tmp_path / "gm"
-    result = invoke("gumbel-max", "--samples", "20000", "--quiet", "--out", out)
+    result = cli("gumbel-max", "--samples", "20000", "--quiet", "--out", out)
     assert result.exit_code == 0, result.output
     assert "chi-square" in result.output and "p-value" in result.output
     assert {p.name for p in out.iterdir()} == {
@@ -132,7 +124,7 @@ def test_command_writes_the_contract_files(tmp_path):
     assert sorted(relaxed.tau.unique()) == [0.1, 0.5, 1.0, 10.0]
     # same seed, same bytes
     again = tmp_path / "gm2"
-    invoke("gumbel-max", "--samples", "20000", "--quiet", "--no-plot", "--out", again)
+    cli("gumbel-max", "--samples", "20000", "--quiet", "--no-plot", "--out", again)
     for name in ("results.csv", "summary.csv", "relaxed.csv"):
         assert (out / name).read_bytes() == (again / name).read_bytes()
 
@@ -141,7 +133,7 @@ def test_command_writes_the_contract_files(tmp_path):
     "args,message",
     [(("--logits", "3"), "2 classes"), (("--tau", "0"), "tau"), (("--samples", "0"), "samples")],
 )
-def test_command_bad_input_exits_2(tmp_path, args, message):
-    result = invoke("gumbel-max", *args, "--out", tmp_path / "x")
+def test_command_bad_input_exits_2(cli, tmp_path, args, message):
+    result = cli("gumbel-max", *args, "--out", tmp_path / "x")
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "x").exists()

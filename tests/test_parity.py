@@ -16,18 +16,6 @@ def _csv_text(frame, tmp_path, name):
     return path.read_text()
 
 
-@pytest.fixture
-def cli():
-    from click.testing import CliRunner
-
-    from gradvar.cli import main
-
-    def invoke(*args):
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
-
-
 CASES = [
     (
         "compare-defaults",

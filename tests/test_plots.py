@@ -12,10 +12,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
 from gradvar import io, plots
-from gradvar.cli import main
 from gradvar.plots import common
 from gradvar.plots import compare as compare_plots
 from gradvar.plots import sweep_tau as sweep_tau_plots
@@ -44,14 +42,9 @@ RUNS = {
 
 
 @pytest.fixture
-def run(tmp_path, monkeypatch):
-    """Invoke gradvar in an empty working directory; returns the click Result."""
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
+def run(cli):
+    """The suite's ``cli`` fixture (conftest.py), under this module's historical name."""
+    return cli
 
 
 def written(run, name, *extra):

@@ -10,7 +10,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import make_cell
+from helpers import make_cell
 from scipy import integrate
 
 from gradvar import truth

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import FALSE_ALARM, Z_TOL, run_python
+from helpers import FALSE_ALARM, Z_TOL, run_python
 from scipy import stats as st
 
 from gradvar.kernels import rng

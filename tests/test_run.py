@@ -5,22 +5,10 @@ import json
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner
 
-from gradvar.cli import main
 from gradvar.studies import STUDIES, experiments
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
-
-
-@pytest.fixture
-def cli(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-
-    def invoke(*args):
-        return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-    return invoke
 
 
 def write(path, text):
@@ -76,7 +64,7 @@ def test_run_replaces_an_existing_folder_only_when_complete(cli, tmp_path, monke
         raise RuntimeError("simulated failure")
 
     monkeypatch.setattr(api, "run_plan", boom)
-    result = CliRunner().invoke(main, ["run", str(exp), "-q"])
+    result = cli("run", exp, "-q")
     assert result.exit_code == 1
     assert marker.exists()  # the old folder is untouched
     assert not (tmp_path / "results" / "small.partial").exists()
@@ -101,7 +89,7 @@ def test_run_replaces_an_existing_folder_only_when_complete(cli, tmp_path, monke
 )
 def test_bad_experiments_name_the_file_and_exit_2(cli, tmp_path, text, message):
     exp = write(tmp_path / "bad.toml", text)
-    result = CliRunner().invoke(main, ["run", str(exp)])
+    result = cli("run", exp)
     assert result.exit_code == 2, result.output
     assert "bad.toml" in result.output and message in result.output
     assert not (tmp_path / "results").exists()
@@ -110,7 +98,7 @@ def test_bad_experiments_name_the_file_and_exit_2(cli, tmp_path, text, message):
 def test_every_file_is_checked_before_anything_runs(cli, tmp_path):
     good = write(tmp_path / "good.toml", SMALL)
     bad = write(tmp_path / "bad.toml", 'command = "compare"\nnope = 1\n')
-    result = CliRunner().invoke(main, ["run", str(good), str(bad)])
+    result = cli("run", good, bad)
     assert result.exit_code == 2
     assert not (tmp_path / "results").exists()
 
@@ -129,10 +117,10 @@ def test_run_all_runs_every_toml_in_experiments(cli, tmp_path):
 
 
 def test_usage_errors_of_run_itself(cli, tmp_path):
-    assert CliRunner().invoke(main, ["run"]).exit_code == 2
-    assert CliRunner().invoke(main, ["run", "--all"]).exit_code == 2  # no experiments/ here
+    assert cli("run").exit_code == 2
+    assert cli("run", "--all").exit_code == 2  # no experiments/ here
     a, b = write(tmp_path / "a.toml", SMALL), write(tmp_path / "b.toml", SMALL)
-    result = CliRunner().invoke(main, ["run", str(a), str(b), "--out", "x"])
+    result = cli("run", a, b, "--out", "x")
     assert result.exit_code == 2 and "exactly one FILE" in result.output
 
 
@@ -161,7 +149,7 @@ def test_ctrl_c_keeps_finished_cells_and_resume_continues(cli, tmp_path, monkeyp
         return real(plan, cell, progress, memo)
 
     monkeypatch.setattr(api, "run_cell", interrupted)
-    result = CliRunner().invoke(main, ["run", str(exp), "-q"])
+    result = cli("run", exp, "-q")
     assert result.exit_code == 130
     assert "--resume" in result.output
     partial = tmp_path / "results" / "sweep.partial"
@@ -169,7 +157,7 @@ def test_ctrl_c_keeps_finished_cells_and_resume_continues(cli, tmp_path, monkeyp
     assert len(list((partial / "cells").glob("*.summary.csv"))) == 2
 
     calls.clear()
-    result = CliRunner().invoke(main, ["run", str(exp), "-q", "--resume"])
+    result = cli("run", exp, "-q", "--resume")
     assert result.exit_code == 0, result.output
     assert calls == [2.0, 3.0]  # the finished cells were not run again
     done = tmp_path / "results" / "sweep"
@@ -190,11 +178,11 @@ def test_resume_refuses_a_partial_of_another_experiment(cli, tmp_path, monkeypat
         raise KeyboardInterrupt
 
     monkeypatch.setattr(api, "run_cell", stop)
-    assert CliRunner().invoke(main, ["run", str(exp), "-q"]).exit_code == 130
+    assert cli("run", exp, "-q").exit_code == 130
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
     write(exp, SMALL.replace("seed = 5", "seed = 6"))
-    result = CliRunner().invoke(main, ["run", str(exp), "-q", "--resume"])
+    result = cli("run", exp, "-q", "--resume")
     assert result.exit_code == 2 and "different experiment" in result.output
     assert (tmp_path / "results" / "sweep.partial").exists()  # kept for the user to decide
 

@@ -9,7 +9,7 @@ import math
 
 import numpy as np
 import pytest
-from conftest import Z_TOL
+from helpers import Z_TOL
 from scipy import stats as st
 
 from gradvar import stats

@@ -2,7 +2,7 @@
 
 import numpy as np
 import pytest
-from conftest import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
+from helpers import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
 
 import gradvar
 from gradvar import spec, truth
@@ -133,19 +133,9 @@ def test_default_sweep_has_an_interior_optimum_and_variance_like_one_over_tau():
 
 
 # --- the command ---------------------------------------------------------------------------
-def invoke(*args):
-    from click.testing import CliRunner
-
-    from gradvar.cli import main
-
-    return CliRunner().invoke(main, [str(a) for a in args], catch_exceptions=False)
-
-
-def test_command_writes_the_folder_and_prints_the_best_tau(tmp_path):
+def test_command_writes_the_folder_and_prints_the_best_tau(cli, tmp_path):
     out = tmp_path / "sweep"
-    result = invoke(
-        "sweep-tau", "--tau", "log:0.1:10:4", "--samples", "3000", "--quiet", "--out", out
-    )
+    result = cli("sweep-tau", "--tau", "log:0.1:10:4", "--samples", "3000", "--quiet", "--out", out)
     assert result.exit_code == 0, result.output
     assert "best tau" in result.output and "gumbel-softmax" in result.output
     assert "sf-baseline (mean)" in result.output
@@ -187,7 +177,7 @@ def test_command_writes_the_folder_and_prints_the_best_tau(tmp_path):
     assert exp["set"] == {"w": [1.0, 2.0, 3.0], "t": 0.499}
 
 
-def test_command_is_reproducible_and_runs_from_its_meta(tmp_path):
+def test_command_is_reproducible_and_runs_from_its_meta(cli, tmp_path):
     import json
 
     from gradvar.cli import sweep_tau
@@ -207,8 +197,8 @@ def test_command_is_reproducible_and_runs_from_its_meta(tmp_path):
         "--set",
         "t=0.4",
     )
-    assert invoke(*args, "--out", tmp_path / "a").exit_code == 0
-    assert invoke(*args, "--out", tmp_path / "b").exit_code == 0
+    assert cli(*args, "--out", tmp_path / "a").exit_code == 0
+    assert cli(*args, "--out", tmp_path / "b").exit_code == 0
     meta = json.loads((tmp_path / "a" / "meta.json").read_text())
     sweep_tau.execute(meta["experiment"], out=tmp_path / "c", quiet=True)
     from gradvar import io
@@ -232,7 +222,7 @@ def test_command_is_reproducible_and_runs_from_its_meta(tmp_path):
         (("--set", "q=1"), "no parameter 'q'"),
     ],
 )
-def test_command_bad_input_exits_2_and_writes_nothing(tmp_path, args, message):
-    result = invoke("sweep-tau", *args, "--out", tmp_path / "x")
+def test_command_bad_input_exits_2_and_writes_nothing(cli, tmp_path, args, message):
+    result = cli("sweep-tau", *args, "--out", tmp_path / "x")
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "x").exists()

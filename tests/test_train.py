@@ -5,9 +5,7 @@ import math
 
 import numpy as np
 import pytest
-from click.testing import CliRunner
 
-from gradvar.cli import main
 from gradvar.studies import train as training
 
 Z_TOL = 5.0  # standard errors; two-sided false alarm about 6e-7 per check under normality
@@ -91,31 +89,26 @@ def test_same_seed_same_trajectory():
         (["--problem", "bump", "--tau", "0"], "tau"),
     ],
 )
-def test_train_bad_input_exits_2_and_writes_nothing(tmp_path, monkeypatch, args, message):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(main, ["train", *args])
+def test_train_bad_input_exits_2_and_writes_nothing(cli, tmp_path, args, message):
+    result = cli("train", *args)
     assert result.exit_code == 2, result.output
     assert message in result.output
     assert not (tmp_path / "results").exists()
 
 
-def test_train_command_prints_m_and_writes_the_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = CliRunner().invoke(
-        main,
-        [
-            "train",
-            "--problem",
-            "bump",
-            "--estimator",
-            "exact",
-            "--steps",
-            "5",
-            "--lr",
-            "1",
-            "--out",
-            "out",
-        ],
+def test_train_command_prints_m_and_writes_the_folder(cli, tmp_path):
+    result = cli(
+        "train",
+        "--problem",
+        "bump",
+        "--estimator",
+        "exact",
+        "--steps",
+        5,
+        "--lr",
+        1,
+        "--out",
+        "out",
     )
     assert result.exit_code == 0, result.output
     assert result.output.count("m = ") == 6 and "m = 2.000000" in result.output
@@ -135,28 +128,23 @@ def test_train_command_prints_m_and_writes_the_folder(tmp_path, monkeypatch):
     assert (tmp_path / "out" / "training.png").stat().st_size > 10_000
 
 
-def test_plot_redraws_a_training_folder(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    runner = CliRunner()
+def test_plot_redraws_a_training_folder(cli, tmp_path):
     assert (
-        runner.invoke(
-            main,
-            [
-                "train",
-                "--problem",
-                "bump",
-                "--estimator",
-                "exact",
-                "--steps",
-                "2",
-                "--out",
-                "t",
-                "--no-plot",
-            ],
+        cli(
+            "train",
+            "--problem",
+            "bump",
+            "--estimator",
+            "exact",
+            "--steps",
+            2,
+            "--out",
+            "t",
+            "--no-plot",
         ).exit_code
         == 0
     )
     assert not (tmp_path / "t" / "training.png").exists()
-    result = runner.invoke(main, ["plot", "t"])
+    result = cli("plot", "t")
     assert result.exit_code == 0, result.output
     assert (tmp_path / "t" / "training.png").stat().st_size > 10_000
