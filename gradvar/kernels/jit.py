@@ -13,7 +13,7 @@ import types
 _MODULES = []
 _COMPILED = {}
 # Component kernels are not cached on their own: Numba would not notice when a kernel they
-# call changes.  The generated per-combination kernels (see engine.py) are cached instead,
+# call changes.  The generated per-combination kernels (see codegen.py) are cached instead,
 # under a name that carries a hash of the kernel sources.
 #
 # ``_nrt=False``: component kernels never allocate, and without it every call that passes
