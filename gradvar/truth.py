@@ -5,7 +5,7 @@ Exact gradients come from the objective's closed form, or from the family's hook
 p * (F - p.F), F_j = f(e_j); bernoulli: (f(1) - f(0)) p (1 - p)).
 
 Exact variances run the estimator's own compiled kernel on noise that is not drawn but
-injected (``on_states`` of the generated module, see :mod:`gradvar.engine`): the family's
+injected (``on_states`` of the generated module, see :mod:`gradvar.kernels.codegen`): the family's
 ``quadrature`` nodes (normal: Gauss-Hermite nodes of eps ~ N(0, 1), converged when two
 successive node counts agree, else NaN) or its ``outcomes`` (discrete families; valid for
 the capabilities in ``injection_exact``, whose estimate depends on the outcome alone).
@@ -41,10 +41,10 @@ def objective_values_on(cell, states):
 
 def estimates_on(cell, est, states, aux):
     """The estimates (batch 1) of ``est`` whose base noise is each row of ``states``."""
-    from gradvar import engine
+    from gradvar.kernels import codegen
 
     p = len(cell.coords)
-    module = engine.compiled(cell.family, cell.objective, est, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
     out = np.empty((len(states), p))
     with np.errstate(all="ignore"):
         module.on_states(
@@ -211,10 +211,10 @@ def _logistic_pdf(L):
 
 def _estimate_at(cell, est, aux):
     """g(state): one estimate of ``est`` (batch 1) on an injected noise state."""
-    from gradvar import engine
+    from gradvar.kernels import codegen
 
     p = len(cell.coords)
-    module = engine.compiled(cell.family, cell.objective, est, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
     table = np.zeros((1, cell.family.state_size(cell.dim)))
     fp, objp, opts, width = cell.fp(), cell.objp(), cell.opts(), cell.width
 

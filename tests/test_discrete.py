@@ -11,7 +11,7 @@ from scipy import integrate, special, stats
 
 import gradvar
 from gradvar import engine, gumbel, spec, truth
-from gradvar.kernels import rng
+from gradvar.kernels import codegen, rng
 from gradvar.kernels.jit import kernel
 from gradvar.model import registry
 
@@ -98,7 +98,7 @@ def enumerated_variance(cell, b):
 
 def pilot_baseline(cell, baseline, seed):
     p = len(cell.coords)
-    module = engine.compiled(cell.family, cell.objective, registry.ESTIMATORS["sf-baseline"])
+    module = codegen.compiled(cell.family, cell.objective, registry.ESTIMATORS["sf-baseline"])
     return engine.baseline_aux(module, cell, baseline, seed, p)[1:]
 
 
