@@ -183,6 +183,8 @@ def estimator_aux(module, cell, estimator, baseline, seed, exact_grad):
         return np.asarray(exact_grad, dtype=float)
     if estimator.uses_baseline:
         return baseline_aux(module, cell, baseline, seed, len(cell.coords))
+    if estimator.aux is not None:
+        return np.asarray(estimator.aux(cell), dtype=float)
     return np.zeros(1 + len(cell.coords))
 
 

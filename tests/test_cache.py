@@ -9,7 +9,7 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, TESTS_DIR, make_cell
+from helpers import ROOT, TESTS_DIR, make_cell
 
 from gradvar import engine
 from gradvar.kernels import codegen

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import ROOT, make_cell, run_python
+from helpers import ROOT, make_cell, run_python
 
 from gradvar import engine, truth
 from gradvar.kernels import codegen
@@ -146,7 +146,7 @@ jit._make_scratch_intrinsic = moved
 err = io.StringIO()
 with contextlib.redirect_stderr(err):
     found = codegen.features()
-    from conftest import make_cell
+    from helpers import make_cell
     from test_codegen import _hexes
     from gradvar import engine, truth
     from gradvar.model import registry
