@@ -40,6 +40,7 @@ main.add_command(train.train_command)
 main.add_command(sweep_tau.sweep_tau_command)
 main.add_command(gumbel_max.gumbel_max_command)
 main.add_command(run.run_command)
+main.add_command(__import__("gradvar.cli.cache", fromlist=["cli"]).cache_command)
 
 
 def entry(prog_name="gradvar"):
