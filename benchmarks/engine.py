@@ -33,6 +33,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
 
 from gradvar import engine  # noqa: E402
+from gradvar.kernels import codegen  # noqa: E402
 from gradvar.model import registry  # noqa: E402
 
 MU, SIGMA, K = 1.0, 1.0, 0.0
@@ -234,7 +235,7 @@ def child_compile(_):
         t = time.perf_counter()
         engine.simulate(cell, registry.ESTIMATORS[est], 1000, 0)
         seconds = time.perf_counter() - t
-        module = engine.compiled(
+        module = codegen.compiled(
             cell.family, cell.objective, registry.ESTIMATORS[est], (len(cell.coords), cell.width)
         )
         stats = module.run_chunks.stats

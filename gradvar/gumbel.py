@@ -1,4 +1,4 @@
-"""The Gumbel distribution (REFERENCE section 4), vectorised in NumPy.
+"""The Gumbel distribution (docs/math.md §4), vectorised in NumPy.
 
 Location mu, scale beta > 0, z = (x - mu) / beta:
 

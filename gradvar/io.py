@@ -225,7 +225,7 @@ def replace_file(path, write):
         raise
 
 
-# --- reading the results.csv schema (REFERENCE section 6) -----------------------------------
+# --- reading the results.csv schema (docs/math.md §6) -----------------------------------
 def parameter_columns(frame):
     """The cell's parameter columns of a results table: those between ``baseline`` and ``param``."""
     cols = list(frame.columns)

@@ -100,7 +100,7 @@ def names_of(value):
     return [n for n in names if n]
 
 
-def estimators_for(estimator, family):
+def estimators_for(estimator, family, train=False):
     """The registry entries named by ``estimator`` (list or comma text; the family's curated
     default set when empty), each checked to be known and applicable to ``family``."""
     names = (
@@ -113,6 +113,11 @@ def estimators_for(estimator, family):
         if name not in registry.ESTIMATORS:
             raise SpecError(f"unknown estimator {name!r}." + suggest(name, registry.ESTIMATORS))
         est = registry.ESTIMATORS[name]
+        if est.train_only and not train:
+            raise SpecError(
+                f"estimator {name!r} trains its own control variate along a trajectory: "
+                "use it in gradvar train"
+            )
         if not registry.applicable(est, family):
             raise SpecError(
                 f"estimator {name!r} needs the {est.requires!r} capability, which family "
@@ -236,6 +241,12 @@ def plan(
     fam = family_entry(family)
     obj = objective_entry(fam, objective)
     ests = estimators_for(estimator, fam)
+    for e in ests:
+        if e.needs_derivatives > obj.derivatives:
+            raise SpecError(
+                f"estimator {e.name!r} needs derivatives of f up to order {e.needs_derivatives}, "
+                f"which objective {obj.name!r} does not provide (it has order {obj.derivatives})"
+            )
     baselines = baselines_for(baseline)
     samples = parse_count(samples, "samples")
     if samples < 1:

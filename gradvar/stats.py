@@ -1,4 +1,4 @@
-"""Statistics of a cell's estimates (pure NumPy): REFERENCE section 5.
+"""Statistics of a cell's estimates (pure NumPy): docs/math.md §5.
 
 Per coordinate: mean, unbiased variance, standard error sqrt(var / n), a 95% interval for
 the variance from the fourth central moment, bias against the exact gradient, its z-score

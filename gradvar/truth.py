@@ -5,7 +5,7 @@ Exact gradients come from the objective's closed form, or from the family's hook
 p * (F - p.F), F_j = f(e_j); bernoulli: (f(1) - f(0)) p (1 - p)).
 
 Exact variances run the estimator's own compiled kernel on noise that is not drawn but
-injected (``on_states`` of the generated module, see :mod:`gradvar.engine`): the family's
+injected (``on_states`` of the generated module, see :mod:`gradvar.kernels.codegen`): the family's
 ``quadrature`` nodes (normal: Gauss-Hermite nodes of eps ~ N(0, 1), converged when two
 successive node counts agree, else NaN) or its ``outcomes`` (discrete families; valid for
 the capabilities in ``injection_exact``, whose estimate depends on the outcome alone).
@@ -41,10 +41,10 @@ def objective_values_on(cell, states):
 
 def estimates_on(cell, est, states, aux):
     """The estimates (batch 1) of ``est`` whose base noise is each row of ``states``."""
-    from gradvar import engine
+    from gradvar.kernels import codegen
 
     p = len(cell.coords)
-    module = engine.compiled(cell.family, cell.objective, est, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
     out = np.empty((len(states), p))
     with np.errstate(all="ignore"):
         module.on_states(
@@ -107,25 +107,62 @@ def _injection_rules(cell):
 
 def exact_moments(cell, est, baseline="mean"):
     """(mean, variance of one estimate) of ``est`` in ``cell``, NaN where unknown."""
+    mean, var, _ = exact(cell, est, baseline)
+    return mean, var
+
+
+def exact(cell, est, baseline="mean"):
+    """(mean, variance of one estimate, note) of ``est`` in ``cell``: NaN where unknown, with
+    the reason in ``note`` (empty when both are known)."""
     p = len(cell.coords)
     nan = np.full(p, np.nan)
     if est.deterministic:
-        return exact_gradient(cell), np.zeros(p)
+        return exact_gradient(cell), np.zeros(p), ""
     if est.exact is not None:
         found = est.exact(cell, baseline)
-        return (nan, nan) if found is None else found
+        if found is None:
+            return nan, nan, f"no exact moments of {est.name} here"
+        return _with_note(*found)
     if est.requires == "relax":
-        return relaxed_moments(cell, est)
+        mean, var = relaxed_moments(cell, est)
+        note = "" if np.all(np.isfinite(var)) else _relaxed_note(cell)
+        return mean, var, note
     rules = _injection_rules(cell)
-    if rules is None or est.requires not in cell.family.injection_exact:
-        return nan, nan
+    if rules is None:
+        return nan, nan, f"family {cell.family.name!r} has no enumeration or quadrature rule"
+    if est.requires not in cell.family.injection_exact:
+        return nan, nan, f"no exact moments for the {est.requires!r} capability on this family"
     if est.uses_baseline and baseline and not _has_oracle(baseline):
-        return nan, nan
+        return nan, nan, f"baseline {baseline!r} has no fixed oracle value"
+    mean, var = _injected_moments(cell, est, baseline, rules)
+    note = "" if np.all(np.isfinite(var)) else "quadrature did not converge"
+    return mean, var, note
+
+
+def _with_note(mean, var, note=None):
+    if note is None:
+        note = "" if np.all(np.isfinite(np.asarray(var, dtype=float))) else "not computed"
+    return np.asarray(mean, dtype=float), np.asarray(var, dtype=float), note
+
+
+def _relaxed_note(cell):
+    if cell.family.two_class is None or cell.family.two_class(cell.family_values) is None:
+        return "relaxed estimators: exact moments for two classes only"
+    return "quadrature did not converge"
+
+
+def _injected_moments(cell, est, baseline, rules):
+    """(mean, variance) by the family's outcomes or quadrature rule, NaN if unconverged."""
+    p = len(cell.coords)
+    nan = np.full(p, np.nan)
     states_of, node_counts = rules
     previous = None
     for nodes in node_counts:
         states, weights = states_of(nodes)
-        aux = oracle_aux(cell, baseline, states, weights) if est.uses_baseline else np.zeros(1 + p)
+        if est.uses_baseline:
+            aux = oracle_aux(cell, baseline, states, weights)
+        else:
+            aux = est.aux(cell) if est.aux is not None else np.zeros(1 + p)
         g = estimates_on(cell, est, states, aux)
         # shifted by the first node: a constant estimate (reparam on linear, exact) gets its
         # value and variance 0 exactly, although the weights sum to 1 only up to rounding
@@ -174,10 +211,10 @@ def _logistic_pdf(L):
 
 def _estimate_at(cell, est, aux):
     """g(state): one estimate of ``est`` (batch 1) on an injected noise state."""
-    from gradvar import engine
+    from gradvar.kernels import codegen
 
     p = len(cell.coords)
-    module = engine.compiled(cell.family, cell.objective, est, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
     table = np.zeros((1, cell.family.state_size(cell.dim)))
     fp, objp, opts, width = cell.fp(), cell.objp(), cell.opts(), cell.width
 

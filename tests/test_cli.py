@@ -448,13 +448,13 @@ def test_failure_while_running_exits_1_and_leaves_nothing(cli, tmp_path, monkeyp
 
 
 def test_failure_while_writing_leaves_no_half_folder(cli, tmp_path, monkeypatch):
-    from gradvar.plots import compare as plots
+    from gradvar.studies import base
 
-    def broken(results, folder):
+    def broken(command, folder):
         (Path(folder) / "variance.png").write_text("half")
         raise OSError("disk full")
 
-    monkeypatch.setattr(plots, "compare_plots", broken)
+    monkeypatch.setattr(base, "draw", broken)
     result = cli("compare", "--estimator", "reparam", "--samples", SAMPLES)
     assert result.exit_code == 1 and "disk full" in result.output
     assert list(tmp_path.iterdir()) == []  # neither results/ nor results/*.partial

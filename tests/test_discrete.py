@@ -11,7 +11,7 @@ from scipy import integrate, special, stats
 
 import gradvar
 from gradvar import engine, gumbel, spec, truth
-from gradvar.kernels import rng
+from gradvar.kernels import codegen, rng
 from gradvar.kernels.jit import kernel
 from gradvar.model import registry
 
@@ -100,7 +100,7 @@ def pilot_baseline(cell, baseline, seed):
     """The pilot's baseline, from the module the engine itself runs for this cell."""
     p = len(cell.coords)
     est = registry.ESTIMATORS["sf-baseline"]
-    module = engine.compiled(cell.family, cell.objective, est, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
     return engine.baseline_aux(module, cell, baseline, seed, p)[1:]
 
 

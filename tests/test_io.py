@@ -137,7 +137,7 @@ def test_pick_one_monte_carlo_is_seeded_per_list():
     a = pickone.monte_carlo([0, 5, 10], 5000, seed=3, index=1)
     assert a == pickone.monte_carlo([0, 5, 10], 5000, seed=3, index=1)
     assert a != pickone.monte_carlo([0, 5, 10], 5000, seed=4, index=1)
-    rows = pickone.pick_one([[4, 5, 6], [0, 5, 10]], 5000, seed=3)
+    rows = pickone.rows([[4, 5, 6], [0, 5, 10]], 5000, seed=3)
     assert (rows[1]["mc_mean"], rows[1]["mc_var"]) == a  # list 2 ignores list 1
     assert math.isnan(pickone.monte_carlo([1, 2], 1)[1])
 

@@ -6,6 +6,7 @@ from helpers import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
 
 import gradvar
 from gradvar import spec, truth
+from gradvar.cli import sweep_tau as cli_sweep_tau
 from gradvar.studies import sweep_tau as sweeptau
 
 
@@ -15,7 +16,7 @@ def small():
 
 
 def test_default_grid_has_16_log_spaced_points_from_0_01_to_10():
-    swept, refs = sweeptau.plans()
+    swept, refs = sweeptau.plans({})
     taus = [c.tau for c in swept.cells]
     np.testing.assert_allclose(taus, np.geomspace(0.01, 10, 16))
     assert [e.name for e in swept.estimators] == ["gumbel-softmax", "st-gumbel"]
@@ -72,12 +73,12 @@ def test_best_tau_minimises_the_mse_and_flags_the_grid_edge(small):
     for _, row in best[best.role == "swept"].iterrows():
         rows = summary[summary.estimator == row.estimator]
         assert row.mse == rows.mse.min() and row.tau == rows.loc[rows.mse.idxmin(), "tau"]
-    text = sweeptau.format_best(best)
+    text = cli_sweep_tau.format_best(best)
     assert "gumbel-softmax" in text and "sf-baseline" in text and "best tau" in text
     # a grid that stops before the optimum (about 1.6): the minimum sits on its edge
     _, edge = gradvar.sweep_tau(tau="0.01,0.1", reference="", samples=2000)
     assert sweeptau.best_tau(edge).at_grid_edge.all()
-    assert "grid edge" in sweeptau.format_best(sweeptau.best_tau(edge))
+    assert "grid edge" in cli_sweep_tau.format_best(sweeptau.best_tau(edge))
 
 
 @pytest.mark.parametrize("tau", [0.2, 1.0])
@@ -112,7 +113,7 @@ def test_debiased_squared_bias_matches_the_exact_one_for_two_classes(tau):
 )
 def test_bad_sweeps_are_spec_errors(kw, match):
     with pytest.raises(spec.SpecError, match=match):
-        sweeptau.plans(**kw)
+        sweeptau.plans(kw)
 
 
 @pytest.mark.slow

@@ -1,7 +1,10 @@
-"""What every command shares: option bundles (REFERENCE section 6), the output folder,
-error conversion (bad input: exit 2; failure while running: exit 1) and the progress bar.
+"""What every command shares: option bundles (family parameters and estimator options
+generated from the registries), error conversion (bad input: exit 2; failure while
+running: exit 1), the progress bar, and :func:`run_study`, which runs a study into its
+results folder and prints its table.
 
-Imports here are click and the standard library only, so ``gradvar --help`` stays fast.
+Imports here are click, the standard library and the registries (numpy only), so
+``gradvar --help`` stays fast.
 """
 
 import os
@@ -39,21 +42,93 @@ def _stack(*decorators):
     return apply
 
 
+def _family_parameter_options():
+    """One option per family parameter, generated from the registry (the first family
+    declaring a name gives its help; the others are named beside it)."""
+    from gradvar.model import FAMILIES
+
+    declared = {}
+    for fam in FAMILIES.values():
+        for p in fam.params:
+            declared.setdefault(p.name, []).append((fam, p))
+    import numpy as np
+
+    options = []
+    for name, entries in declared.items():
+        fam, p = entries[0]
+        families = ", ".join(f.name for f, _ in entries)
+        default = (
+            ",".join(f"{v:g}" for v in np.atleast_1d(p.default_for(0)))
+            if not callable(p.default)
+            else "per family"
+        )
+        what = "a comma list" if p.vector else "a list sweeps it: 1,2,3 or START:STOP:COUNT"
+        positive = " (> 0)" if p.positive else ""
+        options.append(
+            click.option(
+                f"--{name}",
+                metavar="VECTOR" if p.vector else "VALUES",
+                help=f"{p.help[:1].upper()}{p.help[1:]}{positive} of the {families} family; "
+                f"{what}. [default: {default}]",
+            )
+        )
+    return options
+
+
+def family_parameter_options(func):
+    """The family parameter options and the generic ``--param NAME=VALUES``."""
+    return _stack(
+        *_family_parameter_options(),
+        click.option(
+            "--param",
+            "params",
+            multiple=True,
+            callback=parse_sets,
+            metavar="NAME=VALUES",
+            help="Any family parameter by name, repeatable (a plugin family's too): "
+            "--param mu=-4:4:17.",
+        ),
+    )(func)
+
+
+def estimator_option_options():
+    """One option per registered estimator option (tau, ...), from its declaration."""
+    from gradvar.model import ESTIMATORS, OPTIONS
+
+    options = []
+    for opt in OPTIONS.values():
+        users = ", ".join(n for n, e in ESTIMATORS.items() if e.uses(opt.name))
+        options.append(
+            click.option(
+                opt.flag,
+                opt.name,
+                metavar="VALUES",
+                help=f"{opt.help} (read by {users}); a list sweeps it: log:0.01:10:15. "
+                f"[default: {opt.default:g}]",
+            )
+        )
+    return options
+
+
 def experiment_options(func):
-    """Family, objective, estimator and parameter options (REFERENCE section 6)."""
+    """Family, objective, estimator and parameter options (docs/math.md, the contract)."""
+    from gradvar import defaults
+    from gradvar.model import BASELINES, FAMILIES
+
     return _stack(
         click.option(
             "--family",
             default="normal",
             show_default=True,
             metavar="NAME",
-            help="Distribution p_theta: normal, categorical or bernoulli.",
+            help=f"Distribution p_theta: {', '.join(FAMILIES)}.",
         ),
         click.option(
             "--objective",
             metavar="NAME",
-            help="Objective f (see `gradvar list`). [default: quadratic for normal, "
-            "squared otherwise]",
+            help="Objective f (see `gradvar list`). [default: "
+            + "; ".join(f"{f.name} {f.default_objective}" for f in FAMILIES.values())
+            + "]",
         ),
         click.option(
             "--set",
@@ -67,45 +142,23 @@ def experiment_options(func):
         click.option(
             "--estimator",
             metavar="LIST",
-            help="Comma list of estimators (see `gradvar list`). [default: every "
-            "estimator the family supports except exact]",
+            help="Comma list of estimators (see `gradvar list`). [default: "
+            + "; ".join(f"{f.name} {','.join(f.default_estimators)}" for f in FAMILIES.values())
+            + "]",
         ),
         click.option(
             "--baseline",
-            default="mean",
+            default=defaults.BASELINE,
             show_default=True,
-            metavar="NAME",
-            help="Baseline of sf-baseline: mean, optimal or loo (loo needs --batch >= 2).",
+            metavar="LIST",
+            help=f"Baseline of sf-baseline: {', '.join(BASELINES)} (loo needs --batch >= 2); "
+            "a list runs each on the same noise.",
         ),
-        click.option(
-            "--mu",
-            metavar="VALUES",
-            help="Normal mean; a list sweeps it: -4,0,4 or -4:4:17. [default: 1]",
-        ),
-        click.option(
-            "--sigma",
-            metavar="VALUES",
-            help="Normal standard deviation (> 0); a list sweeps it. [default: 1]",
-        ),
-        click.option(
-            "--logits",
-            metavar="VECTOR",
-            help="Categorical logits, one per class. [default: 2,0.5,0.1]",
-        ),
-        click.option(
-            "--logit",
-            metavar="VALUES",
-            help="Bernoulli logit phi, p = sigmoid(phi); a list sweeps it. [default: 0]",
-        ),
-        click.option(
-            "--tau",
-            metavar="VALUES",
-            help="Temperature of gumbel-softmax and st-gumbel (> 0); a list sweeps it: "
-            "log:0.01:10:15. [default: 0.5]",
-        ),
+        family_parameter_options,
+        *estimator_option_options(),
         click.option(
             "--batch",
-            default="1",
+            default=str(defaults.BATCH),
             show_default=True,
             metavar="M",
             help="Samples averaged into one estimate; a list sweeps it.",
@@ -204,15 +257,6 @@ def running_errors():
 
 
 # --- output --------------------------------------------------------------------------------
-def target_folder(out, command, force):
-    """The results folder to write, checked before any work starts."""
-    from gradvar import io
-
-    target = Path(out) if out is not None else io.default_folder(command)
-    io.check_target(target, force)
-    return target
-
-
 def command_line():
     """The command line as typed (argv), for meta.json."""
     prog = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0] else "gradvar"
@@ -260,60 +304,55 @@ def progress_bar(total, quiet, desc):
         yield bar.update
 
 
-# --- resumable runs ---------------------------------------------------------------------------
-CELLS = "cells"  # sub-folder of DIR.partial/ holding finished cells
-EXPERIMENT = "experiment.json"  # the experiment a DIR.partial/ belongs to
+def experiment_of(command, options, sets=None, params=None):
+    """The experiment dict of a command's Click options: keys as on the command line
+    (``no_plot`` -> ``no-plot``), unset options left out so the study fills its defaults."""
+    experiment = {"command": command}
+    for name, value in options.items():
+        if value is None or value is False:
+            continue
+        key = name.replace("_", "-") if name in ("no_plot", "train_positions") else name
+        experiment[key] = value
+    if sets:
+        experiment["set"] = sets
+    if params:
+        experiment["param"] = params
+    return experiment
 
 
-@contextmanager
-def resumable(target, force, resume, quiet):
-    """The atomic results folder of a resumable command.
+# --- running a study ---------------------------------------------------------------------------
+def run_study(
+    command, experiment, out=None, force=False, quiet=False, resume=False, table=None, on_step=None
+):
+    """Run a command's study into its results folder; print ``table(tables)`` and the files.
 
-    Ctrl-C keeps ``DIR.partial/`` with the finished cells and says how to continue; on
-    success the bookkeeping files are removed before the folder becomes ``DIR``.
+    Bad input is a usage error (exit 2) before anything runs or is written; a failure while
+    running is exit 1 and leaves no folder; Ctrl-C keeps the finished cells of a resumable
+    study in ``DIR.partial/`` (exit 130).
     """
-    import shutil
+    from gradvar.studies import base, study
 
-    from gradvar import io
-
+    with usage_errors():
+        st = study(command)
+        prepared = base.prepare(st, experiment, out, force, resume, command_line())
+    if on_step is not None:
+        prepared.spec.on_step = on_step
+    for line in st.notes(prepared.spec):
+        note(line, quiet)
     try:
-        with io.atomic_folder(target, force=force, resume=resume, keep_on_interrupt=True) as tmp:
-            yield tmp
-            shutil.rmtree(tmp / CELLS, ignore_errors=True)
-            (tmp / EXPERIMENT).unlink(missing_ok=True)
-    except KeyboardInterrupt:
-        partial = io.partial_path(target)
-        done = len(list((partial / CELLS).glob("*.summary.csv"))) if partial.exists() else 0
+        with (
+            running_errors(),
+            progress_bar(prepared.total, quiet or not prepared.total, command) as tick,
+        ):
+            files, tables = base.run_into_folder(prepared, progress=tick)
+    except base.Interrupted as stop:
         click.echo(
-            f"\nInterrupted: {done} finished cell(s) kept in {partial}{os.sep}; "
+            f"\nInterrupted: {stop.cells} finished cell(s) kept in {stop.partial}{os.sep}; "
             "run the same command with --resume to continue.",
             err=True,
         )
         raise click.exceptions.Exit(130) from None
-
-
-def _resume_key(experiment):
-    return {k: v for k, v in experiment.items() if k not in ("threads", "no-plot")}
-
-
-def check_resume(target, experiment, resume):
-    """With --resume, refuse a DIR.partial/ that belongs to a different experiment."""
-    import json
-
-    from gradvar import io
-
-    path = io.partial_path(target) / EXPERIMENT
-    if resume and path.exists():
-        with open(path, encoding="utf-8") as fh:
-            saved = json.load(fh)
-        if saved != json.loads(json.dumps(_resume_key(experiment))):
-            raise click.UsageError(
-                f"{path.parent} holds a different experiment; run without --resume to start over"
-            )
-
-
-def record_experiment(tmp, experiment):
-    """Note in DIR.partial/ which experiment its finished cells belong to."""
-    from gradvar import io
-
-    io.write_json(_resume_key(experiment), tmp / EXPERIMENT)
+    if table is not None:
+        click.echo(table(tables))
+    echo_files(prepared.target, files)
+    return prepared.target

@@ -1,7 +1,5 @@
 """``gradvar gumbel-max``: argmax(logits + G) samples softmax(logits), and its relaxation."""
 
-import time
-
 import click
 
 from gradvar.cli import common
@@ -52,81 +50,24 @@ def gumbel_max_command(logits, tau, singles, samples, seed, out, force, quiet, n
     statistic and p-value), relaxed.csv (tau, kind = mean | sample, class, value),
     meta.json, gumbel_max_frequencies.png and relaxed_samples.png.
     """
-    experiment = {
-        "command": "gumbel-max",
-        "logits": logits,
-        "tau": tau,
-        "singles": singles,
-        "samples": samples,
-        "seed": seed,
-        "no-plot": no_plot,
-    }
+    experiment = common.experiment_of(
+        "gumbel-max",
+        dict(logits=logits, tau=tau, singles=singles, samples=samples, seed=seed, no_plot=no_plot),
+    )
     execute(experiment, out=out, force=force, quiet=quiet)
 
 
-def _checked(experiment):
-    """Validate cheaply before anything runs: (logits, taus, singles, samples, seed)."""
-    from gradvar import spec
-
-    logits = spec.parse_values(experiment.get("logits") or "2,0.5,0.1", "logits")
-    spec.check_finite("logits", logits)
-    if len(logits) < 2:
-        raise spec.SpecError(f"logits: a categorical needs at least 2 classes, got {len(logits)}")
-    taus = spec.parse_values(experiment.get("tau") or "0.1,0.5,1,10", "tau")
-    spec.check_finite("tau", taus, positive=True)
-    singles = spec.parse_count(experiment.get("singles", 3), "singles")
-    samples = spec.parse_count(experiment.get("samples", "1e6"), "samples")
-    seed = spec.parse_count(experiment.get("seed", 0), "seed")
-    for name, value, low in (("singles", singles, 0), ("samples", samples, 1), ("seed", seed, 0)):
-        if value < low:
-            raise spec.SpecError(f"{name} must be >= {low}, got {value}")
-    return logits, taus, singles, samples, seed
-
-
-def execute(experiment, out=None, force=False, quiet=False):
-    """Run the Gumbel-Max demonstration into a results folder; print the tables and paths."""
-    from gradvar import io
-
-    started, t0 = io.now(), time.perf_counter()
-    with common.usage_errors():
-        logits, taus, singles, samples, seed = _checked(experiment)
-        target = common.target_folder(out, "gumbel-max", force)
-    with common.running_errors():
-        from gradvar.studies import gumbel_max as gumbelmax
-
-        results, summary, relaxed = gumbelmax.gumbel_max(logits, samples, seed, taus, singles)
-        resolved = {
-            "command": "gumbel-max",
-            "logits": logits,
-            "tau": taus,
-            "singles": singles,
-            "samples": samples,
-            "seed": seed,
-            "no-plot": bool(experiment.get("no-plot")),
-        }
-        meta = {
-            "experiment": resolved,
-            **io.versions(),
-            "command_line": common.command_line(),
-            "started": started,
-            "noise": "numpy.random.default_rng(seed), uniforms "
-            "(m + 1/2) 2^-52 strictly inside (0, 1), Gumbel by the inverse cdf",
-        }
-        with io.atomic_folder(target, force=force) as tmp:
-            io.write_csv(results, tmp / "results.csv")
-            io.write_csv(summary, tmp / "summary.csv")
-            io.write_csv(relaxed, tmp / "relaxed.csv")
-            pictures = []
-            if not resolved["no-plot"]:  # from the CSV files just written, like `gradvar plot`
-                from gradvar.plots import discrete as plots_discrete
-
-                pictures = plots_discrete.gumbel_max_plots(io.read_csv(tmp / "results.csv"), tmp)
-            files = ["results.csv", "summary.csv", "relaxed.csv", *pictures, "meta.json"]
-            meta.update(finished=io.now(), seconds=round(time.perf_counter() - t0, 4), files=files)
-            io.write_json(meta, tmp / "meta.json")
-    click.echo(table(results, summary, relaxed))
-    common.echo_files(target, files)
-    return target
+def execute(experiment, out=None, force=False, quiet=False, resume=False):
+    """Run a gumbel-max experiment into its results folder (also from ``gradvar run``)."""
+    return common.run_study(
+        "gumbel-max",
+        experiment,
+        out=out,
+        force=force,
+        quiet=quiet,
+        resume=resume,
+        table=lambda t: table(t["results"], t["summary"], t["relaxed"]),
+    )
 
 
 def table(results, summary, relaxed):

@@ -26,13 +26,22 @@ def list_command():
     for est in registry.ESTIMATORS.values():
         fams = [f.name for f in registry.FAMILIES.values() if registry.applicable(est, f)]
         click.echo(f"  {est.name:<15} {est.summary}")
-        extra = f"; options: {', '.join('--' + o for o in est.options)}" if est.options else ""
+        flags = [
+            registry.OPTIONS[o].flag if o in registry.OPTIONS else "--" + o for o in est.options
+        ]
+        extra = f"; options: {', '.join(flags)}" if flags else ""
+        cost = f"; f-evals per sample: {est.f_evals}"
+        train = "; train only" if est.train_only else ""
         click.echo(
-            f"  {'':<15} families: {', '.join(fams)}; unbiased for: {est.unbiased_for}{extra}"
+            f"  {'':<15} families: {', '.join(fams)}; unbiased for: {est.unbiased_for}"
+            f"{extra}{cost}{train}"
         )
     click.echo("\nBaselines (sf-baseline --baseline):")
-    for name, text in registry.BASELINES.items():
-        click.echo(f"  {name:<15} {text}")
+    for base in registry.BASELINES.values():
+        click.echo(f"  {base.name:<15} {base.summary}")
+    click.echo("\nEstimator options (a list sweeps them):")
+    for opt in registry.OPTIONS.values():
+        click.echo(f"  {opt.flag:<15} {opt.help} [default: {opt.default:g}]")
 
 
 def _fmt(value):

@@ -1,14 +1,10 @@
 """``gradvar pick-one``: why variance matters, with the smallest possible estimator."""
 
-import time
-
 import click
 
-from gradvar import io
 from gradvar.cli import common
 from gradvar.cli.tables import num, render
 
-DEFAULT_LISTS = ("4,5,6", "0,5,10")
 EXAMPLES = """
 \b
 Examples:
@@ -31,80 +27,31 @@ def pick_one_command(lists, samples, seed, out, force, quiet, no_plot):
     (SAMPLES picks). A LIST is comma-separated (or START:STOP:COUNT); write `--` before
     a list that starts with a minus sign. Default lists: 4,5,6 and 0,5,10.
     """
-    experiment = {
-        "command": "pick-one",
-        "lists": list(lists or DEFAULT_LISTS),
-        "samples": samples,
-        "seed": seed,
-        "no-plot": no_plot,
-    }
+    experiment = {"command": "pick-one", "lists": list(lists) or None, "samples": samples}
+    experiment.update(seed=seed, **({"no-plot": True} if no_plot else {}))
     execute(experiment, out=out, force=force, quiet=quiet)
 
 
-def validate(experiment):
-    """(lists of floats, samples, seed) from an experiment dict, or SpecError."""
-    from gradvar import spec
-
-    lists = []
-    for i, raw in enumerate(experiment.get("lists") or DEFAULT_LISTS):
-        values = spec.parse_values(raw, f"list {i + 1}")
-        spec.check_finite(f"list {i + 1}", values)
-        lists.append(values)
-    samples = spec.parse_count(experiment.get("samples", "1e5"), "samples")
-    if samples < 1:
-        raise spec.SpecError(f"samples must be >= 1, got {samples}")
-    seed = spec.parse_count(experiment.get("seed", 0), "seed")
-    if seed < 0:
-        raise spec.SpecError(f"seed must be >= 0, got {seed}")
-    return lists, samples, seed
+def execute(experiment, out=None, force=False, quiet=False, resume=False):
+    """Run a pick-one experiment into its results folder (also from ``gradvar run``)."""
+    return common.run_study(
+        "pick-one",
+        experiment,
+        out=out,
+        force=force,
+        quiet=quiet,
+        resume=resume,
+        table=lambda t: table(t["results"]),
+    )
 
 
-def execute(experiment, out=None, force=False, quiet=False):
-    """Run the pick-one illustration into a results folder; print the table and paths."""
-    started, t0 = io.now(), time.perf_counter()
-    with common.usage_errors():
-        lists, samples, seed = validate(experiment)
-        target = common.target_folder(out, "pick-one", force)
-    with common.running_errors():
-        import pandas as pd
-
-        from gradvar.studies import pick_one as pickone
-
-        results = pd.DataFrame(pickone.pick_one(lists, samples, seed))
-        resolved = {
-            "command": "pick-one",
-            "lists": lists,
-            "samples": samples,
-            "seed": seed,
-            "no-plot": bool(experiment.get("no-plot")),
-        }
-        meta = {
-            "experiment": resolved,
-            **io.versions(),
-            "command_line": common.command_line(),
-            "started": started,
-        }
-        with io.atomic_folder(target, force=force) as tmp:
-            io.write_csv(results, tmp / "results.csv")
-            pictures = []
-            if not resolved["no-plot"]:
-                from gradvar.plots import compare as plots
-
-                pictures = plots.pick_one_plots(results, tmp)
-            files = ["results.csv", *pictures, "meta.json"]
-            meta.update(finished=io.now(), seconds=round(time.perf_counter() - t0, 4), files=files)
-            io.write_json(meta, tmp / "meta.json")
-    click.echo(table(results, lists))
-    common.echo_files(target, files)
-    return target
-
-
-def table(results, lists):
+def table(results):
     """Per list: mean, exact single-pick variance, the Monte Carlo check."""
     from gradvar.studies import pick_one as pickone
 
     rows = []
-    for values, r in zip(lists, results.itertuples(index=False), strict=False):
+    for r in results.itertuples(index=False):
+        values = [float(v) for v in str(r.values).split(",")]
         frac = pickone.exact_fraction(values)
         exact = f"{r.exact_var:.6g}" + (f" = {frac}" if frac and "/" in frac else "")
         rows.append(

@@ -19,8 +19,9 @@ from gradvar.cli import common
 def plot_command(folders, quiet):
     """Redraw the plots of one or more results folders from their CSV files.
 
-    The command that made a folder is read from its meta.json (or guessed from the
-    columns of results.csv); nothing is re-run. Plots are replaced file by file, atomically.
+    The command that made a folder is read from its meta.json (or guessed from its files
+    and the columns of results.csv); nothing is re-run. Plots are replaced file by file,
+    atomically.
 
     \b
     Example:
@@ -29,32 +30,29 @@ def plot_command(folders, quiet):
     """
     for folder in folders:
         with common.usage_errors():
-            command, results = load(folder)
+            command = check(folder)
         with common.running_errors():
-            from gradvar.plots import compare as plots
+            from gradvar import plots
 
-            names = plots.PLOTTERS[command](results, folder)
+            names = plots.draw_command(command, folder)
         if not quiet:
             common.echo_files(folder, names)
 
 
-def load(folder):
-    """(command, results table) of a results folder; usage errors name what is missing."""
-    from gradvar import io
+def check(folder):
+    """The command of a results folder, after checking that it can be drawn; usage errors
+    name what is missing."""
+    from gradvar import io, plots
     from gradvar.spec import SpecError
 
     path = Path(folder) / "results.csv"
-    if not path.exists():
+    if not path.is_file():
         raise SpecError(f"{folder} is not a results folder: it has no results.csv")
     try:
+        command = plots.command_of(folder)
         results = io.read_csv(path)
-        command = io.read_meta(folder).get("experiment", {}).get("command")
     except ValueError as err:  # includes JSON and CSV parse errors
         raise SpecError(f"cannot read {folder}: {err}") from None
-    from gradvar.plots import compare as plots
-
-    if command is None:
-        command = "pick-one" if "values" in results.columns else "compare"
     if command not in plots.PLOTTERS:
         raise SpecError(
             f"gradvar plot cannot draw results of {command!r} yet; it draws: "
@@ -62,4 +60,4 @@ def load(folder):
         )
     if results.empty:
         raise SpecError(f"{path} has no rows")
-    return command, results
+    return command

@@ -1,10 +1,7 @@
 """``gradvar train``: what estimator variance does to optimisation."""
 
-import time
-
 import click
 
-from gradvar import io
 from gradvar.cli import common
 from gradvar.cli.tables import render
 
@@ -93,103 +90,44 @@ def train_command(
     and training.png (parameter, objective and variance against step, mean and a band
     over seeds).  The bump problem prints m after each step.
     """
-    experiment = {
-        "command": "train",
-        "problem": problem,
-        "estimator": estimator,
-        "seed": seed,
-        "steps": steps,
-        "lr": lr,
-        "optimizer": optimizer,
-        "batch": batch,
-        "tau": tau,
-        "baseline": baseline,
-        "train-positions": train_positions,
-        "no-plot": no_plot,
-    }
+    experiment = common.experiment_of(
+        "train",
+        dict(
+            problem=problem,
+            estimator=estimator,
+            seed=seed,
+            steps=steps,
+            lr=lr,
+            optimizer=optimizer,
+            batch=batch,
+            tau=tau,
+            baseline=baseline,
+            train_positions=train_positions,
+            no_plot=no_plot,
+        ),
+    )
     execute(experiment, out=out, force=force, quiet=quiet)
 
 
-def resolve(experiment):
-    """The experiment with every default filled in (valid input for a re-run)."""
-    from gradvar import spec
-    from gradvar.studies import train as training
-
-    problem = experiment.get("problem") or "bump"
-    if problem not in training.PROBLEMS:
-        raise spec.SpecError(
-            f"unknown problem {problem!r}." + spec.suggest(problem, training.PROBLEMS)
-        )
-    defaults = training.PROBLEMS[problem].defaults
-    resolved = {"command": "train", "problem": problem}
-    for key in ("estimator", "seed", "steps", "lr", "optimizer", "tau", "baseline"):
-        value = experiment.get(key)
-        resolved[key] = defaults[key] if value is None else value
-    resolved["batch"] = spec.parse_count(experiment.get("batch", 1), "batch")
-    if resolved["batch"] < 1:
-        raise spec.SpecError(f"batch must be >= 1, got {resolved['batch']}")
-    resolved["train-positions"] = bool(experiment.get("train-positions"))
-    resolved["no-plot"] = bool(experiment.get("no-plot"))
-    for key in ("steps", "lr", "tau"):
-        spec.parse_values(resolved[key], key)  # names the option if it does not parse
-    return resolved
-
-
-def execute(experiment, out=None, force=False, quiet=False):
-    """Run the training experiment into a results folder; print a summary and the paths."""
-    started = io.now()
-    with common.usage_errors():
-        resolved = resolve(experiment)
-        target = common.target_folder(out, "train", force)
-        from gradvar.studies import train as training
-
-        training.validate(**_arguments(resolved))
+def execute(experiment, out=None, force=False, quiet=False, resume=False):
+    """Run a training experiment (also from ``gradvar run``); the bump problem prints m
+    after each step."""
 
     def on_step(est, seed, step, params, objective):
-        if resolved["problem"] == "bump" and not quiet:
+        if "m" in params and not quiet:
             click.echo(
                 f"{est:<15} seed {seed}  step {step}:  m = {params['m'][0]:.6f}   "
                 f"E[w.y] = {objective:.6f}"
             )
 
-    with common.running_errors():
-        t0 = time.perf_counter()
-        table = training.train(on_step=on_step, **_arguments(resolved))
-        seconds = time.perf_counter() - t0
-        meta = {
-            "experiment": resolved,
-            **io.versions(),
-            "command_line": common.command_line(),
-            "started": started,
-            "seconds": round(seconds, 3),
-        }
-        files = ["results.csv"]
-        with io.atomic_folder(target, force=force) as tmp:
-            io.write_csv(table, tmp / "results.csv")
-            if not resolved["no-plot"]:
-                from gradvar.plots import compare as plots
-
-                files += plots.train_plots(table, tmp)
-            files.append("meta.json")
-            meta.update(finished=io.now(), files=files)
-            io.write_json(meta, tmp / "meta.json")
-    click.echo(summary_table(table))
-    common.echo_files(target, files)
-    return target
-
-
-def _arguments(resolved):
-    return dict(
-        problem=resolved["problem"],
-        estimator=resolved["estimator"],
-        seed=resolved["seed"],
-        steps=resolved["steps"],
-        lr=resolved["lr"],
-        optimizer=resolved["optimizer"],
-        batch=resolved["batch"],
-        tau=resolved["tau"],
-        baseline=resolved["baseline"],
-        train_positions=resolved["train-positions"],
+    return common.run_study(
+        "train",
+        experiment,
+        out=out,
+        force=force,
+        quiet=quiet,
+        table=lambda t: summary_table(t["results"]),
+        on_step=on_step,
     )
 
 

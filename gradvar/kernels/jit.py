@@ -13,13 +13,23 @@ import types
 _MODULES = []
 _COMPILED = {}
 # Component kernels are not cached on their own: Numba would not notice when a kernel they
-# call changes.  The generated per-combination kernels (see engine.py) are cached instead,
+# call changes.  The generated per-combination kernels (see codegen.py) are cached instead,
 # under a name that carries a hash of the kernel sources.
 #
-# ``_nrt=False``: component kernels never allocate, and without it every call that passes
-# an array pays atomic reference-count updates (measured: 14 ns instead of 2.3 ns per normal
-# variate).  ``error_model="numpy"``: no division-by-zero checks in the hot loops.
-JIT_OPTIONS = dict(error_model="numpy", nogil=True, _nrt=False, inline="always")
+# ``_nrt=False`` (NRT_OFF, a private Numba option): component kernels never allocate, and
+# without it every call that passes an array pays atomic reference-count updates (measured:
+# 14 ns instead of 2.3 ns per normal variate).  It is used only where this Numba accepts it
+# (:func:`gradvar.kernels.codegen.features`).  ``error_model="numpy"``: no division-by-zero
+# checks in the hot loops.
+NRT_OFF = {"_nrt": False}
+JIT_OPTIONS = dict(error_model="numpy", nogil=True, inline="always")
+
+
+def jit_options():
+    """The options of every kernel: JIT_OPTIONS, plus NRT_OFF where this Numba accepts it."""
+    from gradvar.kernels import codegen
+
+    return {**JIT_OPTIONS, **NRT_OFF} if codegen.features().nrt_off else dict(JIT_OPTIONS)
 
 
 class Kernel:
@@ -70,10 +80,11 @@ def materialize():
         return
     import numba
 
+    options = jit_options()
     for name in pending:
         for obj in list(vars(sys.modules[name]).values()):
             if isinstance(obj, Kernel) and obj not in _COMPILED:
-                _COMPILED[obj] = numba.njit(obj.py_func, **{**JIT_OPTIONS, **obj.options})
+                _COMPILED[obj] = numba.njit(obj.py_func, **{**options, **obj.options})
     for name in pending:
         module = sys.modules[name]
         for attr, obj in list(vars(module).items()):
@@ -96,7 +107,7 @@ def rebind(kern, **names):
     bound = {**py.__globals__, **{k: getattr(v, "dispatcher", v) for k, v in names.items()}}
     func = types.FunctionType(py.__code__, bound, py.__name__, py.__defaults__, py.__closure__)
     func.__qualname__ = py.__qualname__
-    return numba.njit(func, **JIT_OPTIONS)
+    return numba.njit(func, **jit_options())
 
 
 _SCRATCH = []
@@ -110,6 +121,11 @@ def scratch_array():
     arguments may alias each other and the output, which forces every store and reload
     through memory (measured: fill 15.5 ns/estimate with a heap ``work`` array, 4.2 ns with
     this).  Under NUMBA_DISABLE_JIT=1 it is ``np.empty((rows, cols))``.
+
+    The intrinsic is built from Numba internals (``numba.np.arrayobj.make_array``,
+    ``populate_array``, ``cgutils.alloca_once``): :func:`gradvar.kernels.codegen.features`
+    tries it once, and where it fails the generated kernels use heap scratch instead (slower,
+    same numbers).
     """
     if _SCRATCH:
         return _SCRATCH[0]

@@ -6,7 +6,9 @@ threads, so results do not depend on the thread count or the scheduling, and an
 estimator's noise does not depend on which other estimators run beside it.
 
 Streams: ``stream_key(seed, stream)`` gives independent keys for the main Monte Carlo
-draws (``MAIN``) and the baseline pilot batch (``PILOT``).  Normal variates use a
+draws (``MAIN``) and the baseline pilot batch (``PILOT``); an estimator that needs noise
+beyond the family's draws it from ``substream(key, stream_id(name))`` at counters
+c W + j for estimate c.  Normal variates use a
 256-layer ziggurat (Marsaglia & Tsang's constants, Doornik's ZIGNOR layout), whose rare
 retries draw from derived keys.
 """
@@ -25,9 +27,20 @@ _M2 = np.uint64(0x94D049BB133111EB)
 _S30, _S27, _S31, _S12 = np.uint64(30), np.uint64(27), np.uint64(31), np.uint64(12)
 _LOW8 = np.uint64(255)
 _RETRY = np.uint64(0xD1B54A32D192ED03)
+_SUBSTREAM = np.uint64(0x8CB92BA72F3D8DD7)
 _TWO_M52 = 2.0**-52
 _TWO_M51 = 2.0**-51
 _SYM = 2.0**-52 - 1.0  # exact: 2 u - 1 = floor(b / 2^12) 2^-51 + (2^-52 - 1)
+
+
+def stream_id(name):
+    """The 64-bit id of a named noise stream (an estimator's own, docs/math.md §6b): a hash of
+    the name, so adding an estimator never moves another's noise."""
+    import hashlib
+
+    return np.uint64(
+        int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "little")
+    )
 
 
 def _mix_py(z):
@@ -52,6 +65,13 @@ def bits(key, counter):
     z = (z ^ (z >> _S30)) * _M1
     z = (z ^ (z >> _S27)) * _M2
     return z ^ (z >> _S31)
+
+
+@kernel
+def substream(key, stream):
+    """The key of noise stream ``stream`` (a :func:`stream_id`) under a cell's main key:
+    a pure function of (seed, stream), independent of every other stream's draws."""
+    return bits(key ^ _SUBSTREAM, stream)
 
 
 @kernel

@@ -1,7 +1,7 @@
 """Baselines of the score-function estimator ``sf-baseline``: one entry each.
 
 A baseline with ``fixed`` is computed once per cell from moments of f and the score s:
-the engine passes the sums over an independent pilot batch (REFERENCE.md section 2: a
+the engine passes the sums over an independent pilot batch (docs/math.md §2: a
 baseline computed from the sample it corrects would be biased), the ground truth the
 exact expectations (the oracle baseline, with ``count = 1``).
 """

@@ -195,7 +195,7 @@ def _categorical_prepare(values):
 register_family(
     Family(
         name="categorical",
-        params=(Param("logits", (2.0, 0.5, 0.1), vector=True, help="logits o (one per class)"),),
+        params=(Param("logits", (2.0, 0.5, 0.1), vector=True, help="logits o, one per class"),),
         capabilities=frozenset({"score", "relax"}),
         summary="Categorical(softmax(logits)) by Gumbel-Max, gradient w.r.t. every logit",
         prepare=_categorical_prepare,

@@ -148,9 +148,11 @@ class Objective:
     the objective's parameters out as the float array ``objp``.  ``exact_mean`` and
     ``exact_grad`` take (family parameter dict, objective parameter dict) and return the
     closed form, or are None (ground truth then comes from quadrature or enumeration).
-    Capabilities: ``derivatives`` (the highest order of df/dx it provides), ``degree``
-    (polynomial degree, None if not a polynomial), ``jumps`` (f may be discontinuous, so
-    pathwise estimators may be biased), ``relaxed`` (defined on relaxed samples too).
+    Capabilities: ``derivatives`` (the highest order of df/dx it provides; the kernel gives
+    f', ``derivatives_at(z, values)`` returns [f, f', ..., f^(derivatives)] at a point, in
+    NumPy, for estimators that expand f around a point), ``degree`` (polynomial degree,
+    None if not a polynomial), ``jumps`` (f may be discontinuous, so pathwise estimators may
+    be biased), ``relaxed`` (defined on relaxed samples too).
     """
 
     family: str
@@ -165,6 +167,7 @@ class Objective:
     degree: int | None = None
     jumps: bool = False
     relaxed: bool = True
+    derivatives_at: Callable | None = None  # (z, values) -> [f, f', ..., f^(derivatives)]
 
     def pack(self, values, dim):
         parts = [np.atleast_1d(np.asarray(values[p.name], dtype=float)) for p in self.params]
@@ -185,8 +188,11 @@ class Estimator:
     registered :class:`Option` names).  ``f_evals``: evaluations of f (or of its gradient)
     per sample.  ``stream``: the name of a noise stream of its own (see
     :func:`gradvar.kernels.rng.substream`), None if it uses only the family's noise.
-    ``exact(cell, baseline) -> (mean, var) or None``: ground truth the estimator supplies
-    itself.  ``train_only``: it has state trained along a trajectory (``gradvar train``).
+    ``exact(cell, baseline) -> (mean, var) or (mean, var, note) or None``: ground truth the
+    estimator supplies itself.  ``train_only``: it has state trained along a trajectory
+    (``gradvar train``).  ``aux(cell)``: per-cell values its kernel reads (an expansion point,
+    say; per-cell work is not counted in ``f_evals``).  ``needs_derivatives``: the order of
+    df/dx the objective must provide (``Objective.derivatives``).
     """
 
     name: str
@@ -197,11 +203,17 @@ class Estimator:
     unbiased_for: str = "exact"
     options: tuple = ()
     deterministic: bool = False  # returns the exact gradient (prepared in aux), variance 0
-    f_evals: int = 1
+    f_evals: object = 1  # a number, or a callable of the cell's options dict
     stream: str | None = None
     exact: Callable | None = None
     train_only: bool = False
     min_batch: int = 1
+    aux: Callable | None = None  # (cell) -> the array the kernel reads as aux
+    needs_derivatives: int = 1  # the order of df/dx it needs from the objective
+
+    def evals(self, options):
+        """Evaluations of f (or of its gradient) per sample, for the cost columns."""
+        return float(self.f_evals(options) if callable(self.f_evals) else self.f_evals)
 
     def uses(self, option):
         return option in self.options

@@ -1,70 +1,125 @@
-"""Figures of training trajectories, from the ``train`` results table only."""
+"""The figure of a ``gradvar train`` folder, drawn from its ``results.csv`` alone.
+
+``training.png``: against the step, the parameter (p = sigmoid(logit) for the Bernoulli toy,
+m for the bump), the exact objective and the variance of one gradient estimate; one colour
+per estimator, a band of ±1 standard deviation over the seeds (the replicates).
+"""
 
 import numpy as np
 
+from gradvar.plots import common
+
+FIGURE = "training.png"
+
+
+def draw(folder):
+    """Draw ``training.png`` into the train folder ``folder``; returns the file names."""
+    return [common.save(figure(common.read(folder)), folder, FIGURE)]
+
 
 def _band(ax, steps, values, label, color):
-    """Mean over seeds with a band of +-1 standard deviation (seeds are the replicates)."""
+    """Mean over seeds with a band of ±1 standard deviation (seeds are the replicates)."""
     mean = values.mean(axis=0)
-    ax.plot(steps, mean, label=label, color=color, lw=1.6)
+    ax.plot(steps, mean, "o-" if len(steps) < 2 else "-", label=label, color=color, lw=1.6)
     if values.shape[0] > 1:
         sd = values.std(axis=0, ddof=1)
         ax.fill_between(steps, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
 
 
-def plot_training(df, path):
-    """Parameter (p = sigmoid(logit) for the Bernoulli toy), objective and the variance of
-    the gradient estimate against step; one colour per estimator, band = +-1 sd over seeds."""
-    import matplotlib
+def _log_band(ax, steps, values, color):
+    """Geometric mean over seeds on a log axis, band ±1 sd of log10 (NaN: not drawn)."""
+    logv = np.log10(values)
+    mean = logv.mean(axis=0)
+    ax.plot(steps, 10**mean, color=color, lw=1.6)
+    if values.shape[0] > 1:
+        sd = logv.std(axis=0, ddof=1)
+        ax.fill_between(steps, 10 ** (mean - sd), 10 ** (mean + sd), color=color, alpha=0.2, lw=0)
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+
+def _label(first, batch_in_label):
+    extra = [
+        common.baseline_text(first["baseline"]),
+        f"tau {first['tau']:g}" if first["tau"] == first["tau"] else "",
+        f"batch {int(first['batch'])}" if batch_in_label else "",
+    ]
+    extra = [e for e in extra if e]
+    return first["estimator"] + (f" ({', '.join(extra)})" if extra else "")
+
+
+def figure(df):
+    """Parameter, objective and gradient variance against step, one colour per estimator."""
+    from matplotlib.ticker import MaxNLocator
 
     problem = df["problem"].iloc[0]
-    params = list(dict.fromkeys(df["param"]))
-    shown = params[:1] if problem == "bump" else params
-    estimators = list(dict.fromkeys(df["estimator"]))
-    colors = dict(zip(estimators, plt.rcParams["axes.prop_cycle"].by_key()["color"], strict=False))
-    fig, axes = plt.subplots(1, 3, figsize=(15, 4.2), constrained_layout=True)
+    param = list(dict.fromkeys(df["param"]))[0]
+    df = df[df["param"] == param]
+    keys = ["estimator", "baseline", "tau", "batch"]
+    runs = list(df.groupby(keys, sort=False, dropna=False))
+    batches = sorted({int(b) for b in df["batch"]})
+    fig = common.figure(15, 4.5)
+    axes = fig.subplots(1, 3, sharex=True)
     seeds = sorted(df["seed"].unique())
-    for est in estimators:
-        sub = df[(df["estimator"] == est) & (df["param"] == shown[0])]
+    variances, zero = [], []
+    for _, sub in runs:
         first = sub.iloc[0]
-        extra = [
-            f"{first['baseline']}" if first["baseline"] else "",
-            f"tau {first['tau']:g}" if first["tau"] == first["tau"] else "",
-            f"batch {first['batch']}" if first["batch"] > 1 else "",
-        ]
-        label = est + (f" ({', '.join(e for e in extra if e)})" if any(extra) else "")
+        color = common.color(first["estimator"], first["baseline"])
         wide = sub.pivot(index="seed", columns="step", values="value")
         steps = wide.columns.to_numpy()
         values = wide.to_numpy()
         if problem == "bernoulli-toy":
             values = 1.0 / (1.0 + np.exp(-values))
-        _band(axes[0], steps, values, label, colors[est])
+        label = _label(first, len(batches) > 1)
+        _band(axes[0], steps, values, label, color)
         objective = sub.pivot(index="seed", columns="step", values="objective").to_numpy()
-        _band(axes[1], steps, objective, est, colors[est])
+        _band(axes[1], steps, objective, label, color)
+        # the last step takes no update, so it has no gradient variance (NaN)
         var = sub.pivot(index="seed", columns="step", values="grad_var").to_numpy()[:, :-1]
-        if np.nanmax(var) > 0:
-            with np.errstate(divide="ignore"):
-                logv = np.log10(np.where(var > 0, var, np.nan))
-            _band(axes[2], steps[:-1], logv, est, colors[est])
-    ylabel = "p = sigmoid(logit)" if problem == "bernoulli-toy" else f"parameter {shown[0]}"
+        variances.append((steps[:-1], var, color, label))
+    scale = common.largest(*[v for _, v, _, _ in variances])
+    for steps, var, color, label in variances:
+        shown = common.on_log(var, scale)
+        if shown.size and not np.all(np.isnan(shown)):
+            _log_band(axes[2], steps, shown, color)
+        elif var.size:
+            zero.append(label)
+    ylabel = "p = sigmoid(logit)" if problem == "bernoulli-toy" else f"parameter {param}"
     n_seeds = f"{len(seeds)} seed{'s' if len(seeds) > 1 else ''}"
-    axes[0].set(xlabel="step", ylabel=ylabel, title=f"{problem}: {ylabel} ({n_seeds}, band ±1 sd)")
+    batch = f", batch {batches[0]}" if len(batches) == 1 else ""
+    band = ", band ±1 sd" if len(seeds) > 1 else ""
+    axes[0].set(xlabel="step", ylabel=ylabel, title=f"{problem}: {ylabel} ({n_seeds}{batch}{band})")
     axes[1].set(xlabel="step", ylabel="objective E[f] (exact)", title="objective along the path")
-    axes[2].set(
-        xlabel="step",
-        ylabel=f"log10 Var[gradient estimate of {shown[0]}]",
-        title="variance of one estimate (exact: 0)",
-    )
-    from matplotlib.ticker import MaxNLocator
-
+    _variance_panel(axes[2], param, zero, any(v.size for _, v, _, _ in variances))
     for ax in axes:
         ax.grid(alpha=0.3)
-        ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    handles, labels = axes[0].get_legend_handles_labels()
-    fig.legend(handles, labels, loc="outside lower center", ncol=len(labels), frameon=False)
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
-    return path
+        ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
+    for ax in axes[:2]:
+        common.no_offset(ax)
+    common.legend_below(fig, fontsize=9)
+    return fig
+
+
+def _variance_panel(ax, param, zero, any_update):
+    note = f"\n({', '.join(zero)}: variance 0, not on the log axis)" if zero else ""
+    ax.set(
+        xlabel="step",
+        ylabel=f"Var[gradient estimate of {param}]",
+        title="variance of one estimate (geometric mean, band ±1 sd of log10)" + note,
+    )
+    if note:
+        ax.title.set_fontsize(10)
+    if ax.lines:
+        common.log_y(ax)
+    else:
+        ax.set_yticks([])
+        ax.text(
+            0.5,
+            0.5,
+            "every variance is 0 (exact gradients):\nnothing to draw on a log axis"
+            if any_update
+            else "no update step, so no gradient variance",
+            transform=ax.transAxes,
+            ha="center",
+            va="center",
+            fontsize=9,
+            color="0.35",
+        )

@@ -1,12 +1,18 @@
-"""The Python API, mirroring the CLI names: ``gradvar.compare(...)`` and friends."""
+"""``compare``: every estimator in every cell of a sweep, against the exact gradient and
+variance.  The library side of ``gradvar compare``; ``run_cell`` and ``run_plan`` also run
+the cells of ``sweep-tau``.
+"""
 
 import math
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from gradvar import engine, spec, stats, truth
+from gradvar import defaults, engine, spec, stats, truth
+from gradvar.model import OPTIONS, registry
+from gradvar.studies.base import Study, check_unknown_keywords, from_keywords, set_threads
 
 # columns that depend on wall time (work_var = grad_var * seconds / n); all others are a
 # deterministic function of the command and seed
@@ -35,6 +41,8 @@ RESULT_COLUMNS = [
     "seconds",
     "estimates_per_s",
     "relaxed_grad",
+    "f_evals",
+    "var_f_evals",
 ]
 SUMMARY_STATS = [
     "total_var",
@@ -51,6 +59,9 @@ SUMMARY_STATS = [
     "seconds",
     "estimates_per_s",
     "relaxed_bias_sq_norm",
+    "f_evals",
+    "var_f_evals",
+    "exact_note",
 ]
 
 
@@ -63,13 +74,6 @@ def format_value(value):
     return float(value)
 
 
-def set_threads(threads):
-    if threads:
-        import numba
-
-        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
-
-
 def run_cell(plan, cell, progress=None, memo=None):
     """Every estimator (and baseline variant) of ``plan`` in one cell: (result rows, summary
     rows) as dict lists.
@@ -78,8 +82,6 @@ def run_cell(plan, cell, progress=None, memo=None):
     cells that differ only in options it does not read (a tau-free estimator in a tau
     sweep): on the same noise its numbers would be identical.
     """
-    from gradvar.model import OPTIONS
-
     rows, summary = [], []
     exact_grad = truth.exact_gradient(cell)
     # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
@@ -111,7 +113,8 @@ def run_cell(plan, cell, progress=None, memo=None):
                 exact_grad=exact_grad,
                 progress=progress,
             )
-            _, exact_var = truth.exact_moments(cell, est, baseline)
+            _, exact_var, note = truth.exact(cell, est, baseline)
+            evals = est.evals(cell.options) * cell.batch
             st = stats.coordinate_stats(mom, exact_grad, exact_var)
             rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
             rel = relaxed if est.uses_tau else np.full(len(cell.coords), np.nan)
@@ -135,8 +138,10 @@ def run_cell(plan, cell, progress=None, memo=None):
                     seconds=mom.seconds,
                     estimates_per_s=rate,
                     relaxed_grad=float(rel[j]),
+                    f_evals=evals,
                 )
                 row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
+                row["var_f_evals"] = row["grad_var"] * evals
                 rows.append(row)
             agg = stats.summary_stats(mom, exact_grad)
             summary.append(
@@ -148,6 +153,9 @@ def run_cell(plan, cell, progress=None, memo=None):
                     seconds=mom.seconds,
                     estimates_per_s=rate,
                     relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2)),
+                    f_evals=evals,
+                    var_f_evals=agg["total_var"] * evals,
+                    exact_note=note,
                 )
             )
             if memo is not None:
@@ -156,8 +164,6 @@ def run_cell(plan, cell, progress=None, memo=None):
 
 
 def _tables(plan, rows, summary):
-    from gradvar.model import OPTIONS
-
     lead = ["family", "objective", "estimator", "baseline"] + plan.param_columns
     extra = [name for name in OPTIONS if name not in lead]  # appended: scripts read by position
     results = pd.DataFrame(rows)
@@ -201,48 +207,191 @@ def run_plan(plan, progress=None, checkpoint=None):
     return results, summary
 
 
+ENGINE_KEYS = ("family", "objective", "estimator", "baseline", "set", "param", "batch")
+RUN_KEYS = ("samples", "seed", "threads", "no-plot")
+
+
+def engine_keys():
+    """Experiment keys of a study of engine cells: the fixed ones, every registered family
+    parameter and every estimator option (one declaration each, see gradvar.model)."""
+    return {*ENGINE_KEYS, *RUN_KEYS, *registry.parameter_names(), *OPTIONS}
+
+
+def plan_of(experiment, family="normal", **overrides):
+    """The :class:`gradvar.spec.Plan` of an experiment dict of engine cells."""
+    values = {
+        k: v
+        for k, v in experiment.items()
+        if (k in registry.parameter_names() or k in OPTIONS) and v is not None
+    }
+    arguments = dict(
+        family=experiment.get("family") or family,
+        objective=experiment.get("objective"),
+        estimator=experiment.get("estimator"),
+        baseline=experiment.get("baseline") or defaults.BASELINE,
+        samples=experiment.get("samples", defaults.SAMPLES),
+        batch=experiment.get("batch", defaults.BATCH),
+        seed=experiment.get("seed", defaults.SEED),
+        sets=experiment.get("set"),
+        params=experiment.get("param"),
+        **values,
+    )
+    arguments.update(overrides)
+    return spec.plan(**arguments)
+
+
+def one_or_list(values):
+    """Distinct values in sweep order: the value itself when there is one."""
+    values = list(dict.fromkeys(values))
+    return values if len(values) > 1 else values[0]
+
+
+def plain(value):
+    """A parameter value as JSON: a float, or a list of floats for a vector."""
+    arr = np.asarray(value, dtype=float)
+    return [float(v) for v in arr] if arr.ndim else float(arr)
+
+
+def resolved_cells(plan):
+    """The resolved keys describing a plan's cells: family and objective parameters, the
+    options its estimators read, batch."""
+    out = {"family": plan.family.name, "objective": plan.objective.name}
+    for p in plan.family.params:
+        out[p.name] = _resolved_axis(plan.cells, lambda c, n=p.name: c.family_values[n], p)
+    out["set"] = {
+        p.name: _resolved_axis(plan.cells, lambda c, n=p.name: c.objective_values[n], p)
+        for p in plan.objective.params
+    }
+    for name in OPTIONS:
+        if any(e.uses(name) for e in plan.estimators):
+            out[name] = one_or_list(float(c.options[name]) for c in plan.cells)
+    out["batch"] = one_or_list(int(c.batch) for c in plan.cells)
+    return out
+
+
+def _resolved_axis(cells, get, param):
+    if param.vector:
+        return plain(get(cells[0]))
+    return one_or_list(float(get(c)) for c in cells)
+
+
+@dataclass
+class CompareSpec:
+    plan: spec.Plan
+    no_plot: bool = False
+
+
+class Compare(Study):
+    name = "compare"
+    tables = ("results", "summary")
+    resumable = True
+    uses_threads = True
+
+    def allowed_keys(self):
+        return engine_keys()
+
+    def spec(self, experiment):
+        return CompareSpec(plan_of(experiment), bool(experiment.get("no-plot")))
+
+    def resolved(self, spec):
+        plan = spec.plan
+        out = {
+            "command": self.name,
+            **resolved_cells(plan),
+            "estimator": [e.name for e in plan.estimators],
+            "baseline": one_or_list(plan.baselines),
+            "samples": plan.samples,
+            "seed": plan.seed,
+            "no-plot": spec.no_plot,
+        }
+        return {k: out[k] for k in _ORDER if k in out} | out
+
+    def total(self, spec):
+        plan = spec.plan
+        return len(plan.cells) * sum(len(plan.variants(e)) for e in plan.estimators) * plan.samples
+
+    def run(self, spec, progress=None, checkpoint=None):
+        results, summary = run_plan(spec.plan, progress=progress, checkpoint=checkpoint)
+        return {"results": results, "summary": summary}
+
+    def meta(self, spec, tables):
+        return {
+            "common_random_numbers": True,
+            "cells": len(spec.plan.cells),
+            "swept": spec.plan.swept,
+        }
+
+    def notes(self, spec):
+        plan, given = spec.plan, []
+        for name in OPTIONS:
+            if not any(e.uses(name) for e in plan.estimators) and any(
+                name in c.options and not math.isnan(c.options[name]) for c in plan.cells
+            ):
+                given.append(name)
+        return [f"note: --{n} is ignored: none of the estimators uses it" for n in given]
+
+
+_ORDER = ("command", "family", "objective", "estimator", "baseline")
+STUDY = Compare()
+
+
 def compare(
     estimator=None,
     objective=None,
     family="normal",
-    samples=100_000,
-    batch=1,
-    baseline="mean",
-    seed=0,
-    tau=None,
+    samples=defaults.SAMPLES,
+    batch=defaults.BATCH,
+    baseline=defaults.BASELINE,
+    seed=defaults.SEED,
     threads=None,
     summary=False,
     progress=None,
-    mu=None,
-    sigma=None,
-    logits=None,
-    logit=None,
-    **objective_parameters,
+    set=None,  # noqa: A002 (the experiment key, as in TOML and on the command line)
+    param=None,
+    **values,
 ):
     """Compare gradient estimators by Monte Carlo; the ``results.csv`` table as a DataFrame.
 
-    Arguments mirror ``gradvar compare`` (REFERENCE section 6): a list (or comma text) for a
-    scalar parameter sweeps it, e.g. ``compare(estimator="sf,reparam", mu="-4:4:17")``;
-    objective parameters are keywords (``k=0.5``, ``w=[1, 2, 3]``).  With ``summary=True``
-    returns ``(results, summary)``.
+    The arguments are ``gradvar compare``'s options, with the same defaults: a list (or
+    comma text) for a scalar parameter sweeps it, e.g.
+    ``compare(estimator="sf,reparam", mu="-4:4:17")``.  Family parameters (``mu``,
+    ``logits``, ...) and estimator options (``tau``) are keywords; objective parameters
+    go in ``set={"k": 0.5}`` or, as a shortcut, are keywords too (``k=0.5``).  With
+    ``summary=True`` returns ``(results, summary)``.
     """
-    fam_values = {
-        k: v
-        for k, v in dict(mu=mu, sigma=sigma, logits=logits, logit=logit).items()
-        if v is not None
-    }
-    p = spec.plan(
-        family=family,
-        objective=objective,
-        estimator=estimator,
-        baseline=baseline,
-        samples=samples,
-        batch=batch,
-        seed=seed,
-        tau=tau,
-        sets=objective_parameters,
-        **fam_values,
+    values, sets = split_objective_keywords(STUDY, "compare", family, objective, values, set)
+    experiment = from_keywords(
+        STUDY,
+        dict(
+            estimator=estimator,
+            objective=objective,
+            family=family,
+            samples=samples,
+            batch=batch,
+            baseline=baseline,
+            seed=seed,
+            set=sets,
+            param=param,
+            **values,
+        ),
     )
+    plan = STUDY.spec(experiment).plan
     set_threads(threads)
-    results, summ = run_plan(p, progress=progress)
+    results, summ = run_plan(plan, progress=progress)
     return (results, summ) if summary else results
+
+
+def split_objective_keywords(study, function, family, objective, values, sets):
+    """Keywords naming objective parameters go into ``set``; any other unknown keyword is
+    an unexpected argument (TypeError naming it)."""
+    sets = dict(sets or {})
+    fam = spec.family_entry(family or "normal")
+    obj = spec.objective_entry(fam, objective)
+    rest = {}
+    for name, value in values.items():
+        if name in {p.name for p in obj.params} and name not in study.allowed_keys():
+            sets[name] = value
+        else:
+            rest[name] = value
+    check_unknown_keywords(study, rest, function)
+    return rest, sets

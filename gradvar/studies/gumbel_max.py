@@ -11,20 +11,18 @@ fixed-size chunks, so memory does not grow with n and the result depends on the 
 only.
 """
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
-from gradvar import gumbel, spec
+from gradvar import defaults, gumbel, spec
+from gradvar.model import FAMILIES
+from gradvar.model.families import softmax
+from gradvar.studies.base import Study, check_unknown_keywords, from_keywords
 
-DEFAULT_LOGITS = "2,0.5,0.1"
-DEFAULT_TAUS = (0.1, 0.5, 1.0, 10.0)
 MIN_EXPECTED = 5.0  # classes expected fewer times than this are pooled for the chi-square
 CHUNK_VALUES = 1 << 20  # noise values per chunk (n * K in total)
-
-
-def _softmax(o):
-    z = np.exp(o - o.max())
-    return z / z.sum()
 
 
 def _relaxed(o, g, tau):
@@ -63,7 +61,81 @@ def chi_square(counts, probs, min_expected=MIN_EXPECTED):
     return float(res.statistic), float(res.pvalue), len(obs) - 1, int(small.sum())
 
 
-def gumbel_max(logits=DEFAULT_LOGITS, samples=100_000, seed=0, tau=DEFAULT_TAUS, singles=3):
+@dataclass
+class GumbelMaxSpec:
+    logits: np.ndarray
+    samples: int
+    seed: int
+    tau: list
+    singles: int
+    no_plot: bool = False
+
+
+def _default_logits():
+    return FAMILIES["categorical"].params[0].default_for(0)
+
+
+class GumbelMax(Study):
+    name = "gumbel-max"
+    tables = ("results", "summary", "relaxed")
+
+    def allowed_keys(self):
+        return {"logits", "tau", "singles", "samples", "seed", "no-plot"}
+
+    def spec(self, experiment):
+        raw = experiment.get("logits")
+        o = np.asarray(
+            _default_logits() if raw is None else spec.parse_values(raw, "logits"), dtype=float
+        )
+        spec.check_finite("logits", o)
+        if len(o) < 2:
+            raise spec.SpecError(f"logits: a categorical needs at least 2 classes, got {len(o)}")
+        n = spec.parse_count(experiment.get("samples", defaults.SAMPLES), "samples")
+        if n < 1:
+            raise spec.SpecError(f"samples must be >= 1, got {n}")
+        seed = spec.check_seed(experiment.get("seed", defaults.SEED))
+        taus = spec.parse_values(experiment.get("tau") or defaults.GUMBEL_MAX_TAUS, "tau")
+        spec.check_finite("tau", taus, positive=True)
+        singles = spec.parse_count(
+            experiment.get("singles", defaults.GUMBEL_MAX_SINGLES), "singles"
+        )
+        if singles < 0:
+            raise spec.SpecError(f"singles must be >= 0, got {singles}")
+        return GumbelMaxSpec(o, n, seed, taus, singles, bool(experiment.get("no-plot")))
+
+    def resolved(self, spec):
+        return {
+            "command": self.name,
+            "logits": [float(v) for v in spec.logits],
+            "tau": spec.tau,
+            "singles": spec.singles,
+            "samples": spec.samples,
+            "seed": spec.seed,
+            "no-plot": spec.no_plot,
+        }
+
+    def run(self, spec, progress=None, checkpoint=None):
+        results, summary, relaxed = simulate(spec)
+        return {"results": results, "summary": summary, "relaxed": relaxed}
+
+    def meta(self, spec, tables):
+        return {
+            "noise": "numpy.random.default_rng(seed), uniforms "
+            "(m + 1/2) 2^-52 strictly inside (0, 1), Gumbel by the inverse cdf"
+        }
+
+
+STUDY = GumbelMax()
+
+
+def gumbel_max(
+    logits=None,
+    samples=defaults.SAMPLES,
+    seed=defaults.SEED,
+    tau=defaults.GUMBEL_MAX_TAUS,
+    singles=defaults.GUMBEL_MAX_SINGLES,
+    **unknown,
+):
     """Simulate the Gumbel-Max trick and its relaxation.
 
     Returns ``(results, summary, relaxed)`` DataFrames:
@@ -76,23 +148,19 @@ def gumbel_max(logits=DEFAULT_LOGITS, samples=100_000, seed=0, tau=DEFAULT_TAUS,
 
     Example: ``results, summary, relaxed = gradvar.gumbel_max(logits="1,0,-1", samples=10**5)``.
     """
-    o = np.asarray(spec.parse_values(logits, "logits"), dtype=float)
-    spec.check_finite("logits", o)
-    if len(o) < 2:
-        raise spec.SpecError(f"logits: a categorical needs at least 2 classes, got {len(o)}")
-    n = spec.parse_count(samples, "samples")
-    if n < 1:
-        raise spec.SpecError(f"samples must be >= 1, got {n}")
-    seed = spec.parse_count(seed, "seed")
-    if seed < 0:
-        raise spec.SpecError(f"seed must be >= 0, got {seed}")
-    taus = spec.parse_values(tau, "tau")
-    spec.check_finite("tau", taus, positive=True)
-    singles = spec.parse_count(singles, "singles")
-    if singles < 0:
-        raise spec.SpecError(f"singles must be >= 0, got {singles}")
+    check_unknown_keywords(STUDY, unknown, "gumbel_max")
+    experiment = from_keywords(
+        STUDY, dict(logits=logits, samples=samples, seed=seed, tau=tau, singles=singles)
+    )
+    tables = STUDY.run(STUDY.spec(experiment))
+    return tables["results"], tables["summary"], tables["relaxed"]
+
+
+def simulate(spec):
+    """The three tables of a validated :class:`GumbelMaxSpec`."""
+    o, n, seed, taus, singles = spec.logits, spec.samples, spec.seed, spec.tau, spec.singles
     k = len(o)
-    probs = _softmax(o)
+    probs = softmax(o)
     gen = np.random.default_rng(seed)
     chunk = max(1, CHUNK_VALUES // k)
     counts = np.zeros(k, dtype=np.int64)

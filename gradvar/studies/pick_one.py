@@ -1,4 +1,4 @@
-"""The "pick one" illustration of why variance matters (REFERENCE section 3).
+"""The "pick one" illustration of why variance matters (``gradvar pick-one``).
 
 To estimate the average of a list by picking one element uniformly at random gives an
 unbiased estimate whose variance is the population variance of the list:
@@ -8,9 +8,13 @@ second list.
 """
 
 import math
+from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+
+from gradvar import defaults, spec
+from gradvar.studies.base import Study, from_keywords
 
 CHUNK = 1 << 20  # picks drawn per step: bounded memory for any number of samples
 
@@ -82,7 +86,7 @@ def monte_carlo(values, samples, seed=0, index=0):
     return mc_mean, float(counts @ (values - mc_mean) ** 2 / (samples - 1))
 
 
-def pick_one(lists, samples=100_000, seed=0):
+def rows(lists, samples=defaults.PICK_ONE_SAMPLES, seed=defaults.SEED):
     """The pick-one table: one row per list.
 
     Parameters
@@ -100,12 +104,12 @@ def pick_one(lists, samples=100_000, seed=0):
         Per list: ``values`` (comma text), ``mean``, ``exact_var``, ``n``, ``mc_mean``,
         ``mc_var``, ``mc_sem`` (standard error of ``mc_mean``) and ``seed``.
     """
-    rows = []
+    out = []
     for index, values in enumerate(lists):
         values = np.asarray(values, dtype=float)
         mean, var = exact(values)
         mc_mean, mc_var = monte_carlo(values, samples, seed, index)
-        rows.append(
+        out.append(
             dict(
                 values=",".join(repr(float(v)) for v in values),
                 mean=mean,
@@ -117,7 +121,7 @@ def pick_one(lists, samples=100_000, seed=0):
                 seed=int(seed),
             )
         )
-    return rows
+    return out
 
 
 def distribution(values):
@@ -125,3 +129,58 @@ def distribution(values):
     values = np.asarray(values, dtype=float)
     support, counts = np.unique(values, return_counts=True)
     return support, counts / len(values)
+
+
+# --- the study behind `gradvar pick-one` ------------------------------------------------------
+@dataclass
+class PickOneSpec:
+    lists: list
+    samples: int
+    seed: int
+    no_plot: bool = False
+
+
+class PickOne(Study):
+    name = "pick-one"
+
+    def allowed_keys(self):
+        return {"lists", "samples", "seed", "no-plot"}
+
+    def spec(self, experiment):
+        lists = []
+        raw_lists = experiment.get("lists") or defaults.PICK_ONE_LISTS
+        if isinstance(raw_lists, str):
+            raise spec.SpecError('lists: a list of lists, e.g. lists = ["4,5,6", "0,5,10"]')
+        for i, raw in enumerate(raw_lists):
+            values = spec.parse_values(raw, f"list {i + 1}")
+            spec.check_finite(f"list {i + 1}", values)
+            lists.append(values)
+        samples = spec.parse_count(experiment.get("samples", defaults.PICK_ONE_SAMPLES), "samples")
+        if samples < 1:
+            raise spec.SpecError(f"samples must be >= 1, got {samples}")
+        seed = spec.check_seed(experiment.get("seed", defaults.SEED))
+        return PickOneSpec(lists, samples, seed, bool(experiment.get("no-plot")))
+
+    def resolved(self, spec):
+        return {
+            "command": self.name,
+            "lists": spec.lists,
+            "samples": spec.samples,
+            "seed": spec.seed,
+            "no-plot": spec.no_plot,
+        }
+
+    def run(self, spec, progress=None, checkpoint=None):
+        import pandas as pd
+
+        return {"results": pd.DataFrame(rows(spec.lists, spec.samples, spec.seed))}
+
+
+STUDY = PickOne()
+
+
+def pick_one(lists=None, samples=defaults.PICK_ONE_SAMPLES, seed=defaults.SEED):
+    """``gradvar.pick_one``: the pick-one ``results.csv`` table as a DataFrame (the lists
+    default to 4,5,6 and 0,5,10)."""
+    experiment = from_keywords(STUDY, dict(lists=lists, samples=samples, seed=seed))
+    return STUDY.run(STUDY.spec(experiment))["results"]

@@ -14,19 +14,16 @@ raw estimate's jackknife interval shifted by the floor.  The plot shows the debi
 estimate and the floor: below the floor the bias is not resolved by n samples.
 """
 
-import math
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from gradvar import spec
+from gradvar import defaults, spec
 from gradvar.model import registry
 from gradvar.studies import compare as api
+from gradvar.studies.base import Study, from_keywords, set_threads
 
-DEFAULT_TAU = "log:0.01:10:16"
-DEFAULT_ESTIMATORS = "gumbel-softmax,st-gumbel"
-DEFAULT_REFERENCES = "sf,sf-baseline"
-DEFAULT_LOGITS = "2,0.5,0.1"
 BEST_COLUMNS = [
     "estimator",
     "baseline",
@@ -42,49 +39,26 @@ BEST_COLUMNS = [
 ]
 
 
-def _names(value):
-    if value is None:
+def _references(value):
+    """Reference estimator names: ``none`` (or empty) for none."""
+    if isinstance(value, str) and value.strip().lower() in ("", "none"):
         return []
-    if isinstance(value, (list, tuple)):
-        return [str(v).strip() for v in value if str(v).strip()]
-    return [v.strip() for v in str(value).split(",") if v.strip()]
+    return spec.names_of(value)
 
 
-def plans(
-    family="categorical",
-    objective=None,
-    estimator=DEFAULT_ESTIMATORS,
-    reference=DEFAULT_REFERENCES,
-    tau=DEFAULT_TAU,
-    samples=1_000_000,
-    batch=1,
-    baseline="mean",
-    seed=0,
-    logits=None,
-    logit=None,
-    sets=None,
-):
+@dataclass
+class SweepSpec:
+    swept: spec.Plan  # the estimators that use tau, one cell per temperature
+    refs: spec.Plan | None  # the tau-independent references, one cell
+    no_plot: bool = False
+
+
+def plans(experiment):
     """Validate a sweep; return (plan of the tau estimators, plan of the references or None).
 
     Raises :class:`gradvar.spec.SpecError` for anything a user can get wrong.
     """
-    fam_values = {k: v for k, v in dict(logits=logits, logit=logit).items() if v is not None}
-    if family == "categorical" and "logits" not in fam_values:
-        fam_values["logits"] = DEFAULT_LOGITS
-    swept_names, ref_names = _names(estimator), _names(reference)
-    if not swept_names:
-        raise spec.SpecError("estimator: sweep-tau needs at least one estimator that uses tau")
-    taus = sorted(set(spec.parse_values(tau, "tau")))
-    common = dict(
-        family=family,
-        objective=objective,
-        baseline=baseline,
-        samples=samples,
-        batch=batch,
-        seed=seed,
-        sets=sets,
-        **fam_values,
-    )
+    family = experiment.get("family") or defaults.SWEEP_TAU_FAMILY
     fam = registry.FAMILIES.get(family)
     if fam is not None and "relax" not in fam.capabilities:  # unknown names: spec.plan says
         relaxable = [n for n, f in registry.FAMILIES.items() if "relax" in f.capabilities]
@@ -92,7 +66,13 @@ def plans(
             f"sweep-tau needs a family with relaxed samples ("
             f"{', '.join(relaxable)}), got {family!r}"
         )
-    swept = spec.plan(estimator=swept_names, tau=taus, **common)
+    given = experiment.get("estimator")
+    swept_names = spec.names_of(defaults.SWEEP_TAU_ESTIMATORS if given is None else given)
+    ref_names = _references(experiment.get("reference", defaults.SWEEP_TAU_REFERENCES))
+    if not swept_names:
+        raise spec.SpecError("estimator: sweep-tau needs at least one estimator that uses tau")
+    taus = sorted(set(spec.parse_values(experiment.get("tau") or defaults.SWEEP_TAU_GRID, "tau")))
+    swept = api.plan_of(experiment, family=family, estimator=swept_names, tau=taus)
     for est in swept.estimators:
         if not est.uses_tau:
             raise spec.SpecError(
@@ -106,7 +86,7 @@ def plans(
         )
     refs = None
     if ref_names:
-        refs = spec.plan(estimator=ref_names, **common)
+        refs = api.plan_of(experiment, family=family, estimator=ref_names, tau=None)
         for est in refs.estimators:
             if est.uses_tau:
                 raise spec.SpecError(
@@ -115,52 +95,106 @@ def plans(
     return swept, refs
 
 
+class SweepTau(Study):
+    name = "sweep-tau"
+    tables = ("results", "summary", "best_tau")
+    resumable = True
+    uses_threads = True
+
+    def allowed_keys(self):
+        return api.engine_keys() | {"reference"}
+
+    def spec(self, experiment):
+        swept, refs = plans(experiment)
+        return SweepSpec(swept, refs, bool(experiment.get("no-plot")))
+
+    def resolved(self, spec):
+        swept, refs = spec.swept, spec.refs
+        cells = api.resolved_cells(swept)
+        cells["tau"] = [float(c.tau) for c in swept.cells]
+        return {
+            "command": self.name,
+            **cells,
+            "estimator": [e.name for e in swept.estimators],
+            "reference": [e.name for e in refs.estimators] if refs else [],
+            "baseline": api.one_or_list(swept.baselines),
+            "samples": swept.samples,
+            "seed": swept.seed,
+            "no-plot": spec.no_plot,
+        }
+
+    def total(self, spec):
+        return sum(api.STUDY.total(api.CompareSpec(p)) for p in (spec.swept, spec.refs) if p)
+
+    def run(self, spec, progress=None, checkpoint=None):
+        parts = []
+        for name, plan in (("swept", spec.swept), ("references", spec.refs)):
+            if plan is not None:
+                folder = None if checkpoint is None else checkpoint / name
+                parts.append(api.run_plan(plan, progress=progress, checkpoint=folder))
+        results = pd.concat([p[0] for p in parts], ignore_index=True)
+        summary = add_bias_floor(pd.concat([p[1] for p in parts], ignore_index=True))
+        return {"results": results, "summary": summary, "best_tau": best_tau(summary)}
+
+    def meta(self, spec, tables):
+        return {
+            "common_random_numbers": True,
+            "bias_sq_note": "bias_sq_norm = ||mean - exact_grad||^2 has expectation "
+            "||bias||^2 + total_var / n; bias_sq_debiased subtracts "
+            "bias_sq_noise_floor = total_var / n (the plot shows it)",
+        }
+
+
+STUDY = SweepTau()
+
+
 def sweep_tau(
-    family="categorical",
+    family=defaults.SWEEP_TAU_FAMILY,
     objective=None,
-    estimator=DEFAULT_ESTIMATORS,
-    reference=DEFAULT_REFERENCES,
-    tau=DEFAULT_TAU,
-    samples=1_000_000,
-    batch=1,
-    baseline="mean",
-    seed=0,
+    estimator=defaults.SWEEP_TAU_ESTIMATORS,
+    reference=defaults.SWEEP_TAU_REFERENCES,
+    tau=defaults.SWEEP_TAU_GRID,
+    samples=defaults.SAMPLES,
+    batch=defaults.BATCH,
+    baseline=defaults.BASELINE,
+    seed=defaults.SEED,
     threads=None,
     progress=None,
-    logits=None,
-    logit=None,
-    **objective_parameters,
+    set=None,  # noqa: A002 (the experiment key, as in TOML and on the command line)
+    param=None,
+    **values,
 ):
     """Bias^2, variance and MSE of relaxed estimators across a temperature grid.
 
     Returns ``(results, summary)`` DataFrames: the ``results.csv`` and ``summary.csv``
     tables of ``gradvar sweep-tau``, one summary row per (tau, estimator) and one per
     reference estimator (``tau`` empty, ``role`` = ``reference``).  :func:`best_tau` picks
-    the MSE-minimising temperature from the summary.
+    the MSE-minimising temperature from the summary.  Family parameters (``logits``) are
+    keywords; objective parameters go in ``set`` or are keywords too.
 
     Example: ``results, summary = gradvar.sweep_tau(tau="log:0.01:10:16", samples=10**5)``.
     """
-    swept, refs = plans(
-        family=family,
-        objective=objective,
-        estimator=estimator,
-        reference=reference,
-        tau=tau,
-        samples=samples,
-        batch=batch,
-        baseline=baseline,
-        seed=seed,
-        logits=logits,
-        logit=logit,
-        sets=objective_parameters,
+    values, sets = api.split_objective_keywords(STUDY, "sweep_tau", family, objective, values, set)
+    experiment = from_keywords(
+        STUDY,
+        dict(
+            family=family,
+            objective=objective,
+            estimator=estimator,
+            reference=reference,
+            tau=tau,
+            samples=samples,
+            batch=batch,
+            baseline=baseline,
+            seed=seed,
+            set=sets,
+            param=param,
+            **values,
+        ),
     )
-    api.set_threads(threads)
-    parts = [api.run_plan(swept, progress=progress)]
-    if refs is not None:
-        parts.append(api.run_plan(refs, progress=progress))
-    results = pd.concat([p[0] for p in parts], ignore_index=True)
-    summary = pd.concat([p[1] for p in parts], ignore_index=True)
-    return results, add_bias_floor(summary)
+    set_threads(threads)
+    tables = STUDY.run(STUDY.spec(experiment), progress=progress)
+    return tables["results"], tables["summary"]
 
 
 def add_bias_floor(summary):
@@ -204,41 +238,3 @@ def best_tau(summary):
         rows.append(row)
     best = pd.DataFrame(rows).reset_index(drop=True)
     return best[BEST_COLUMNS]
-
-
-def _fmt(x, digits=3):
-    return "nan" if x is None or not math.isfinite(x) else f"{x:.{digits}g}"
-
-
-def format_best(best):
-    """The best-tau table as text (what ``gradvar sweep-tau`` prints)."""
-    header = ["estimator", "best tau", "bias^2", "variance", "MSE", "MSE 95% CI"]
-    lines = []
-    for _, r in best.iterrows():
-        tau = (
-            "-"
-            if r["role"] == "reference"
-            else _fmt(r["tau"]) + (" (grid edge)" if r["at_grid_edge"] else "")
-        )
-        bias = max(r["bias_sq_debiased"], 0.0) if math.isfinite(r["bias_sq_debiased"]) else math.nan
-        name = r["estimator"] + (f" ({r['baseline']})" if r["baseline"] else "")
-        lines.append(
-            [
-                name,
-                tau,
-                _fmt(bias),
-                _fmt(r["total_var"]),
-                _fmt(r["mse"]),
-                f"[{_fmt(r['mse_ci_low'])}, {_fmt(r['mse_ci_high'])}]",
-            ]
-        )
-    widths = [max(len(h), *(len(line[i]) for line in lines)) for i, h in enumerate(header)]
-
-    def fmt(cells):
-        return "  ".join(
-            c.ljust(w) if i == 0 else c.rjust(w)
-            for i, (c, w) in enumerate(zip(cells, widths, strict=False))
-        )
-
-    text = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
-    return "\n".join(text) + "\n(bias^2 debiased: ||mean - exact||^2 - total_var / n, floored at 0)"

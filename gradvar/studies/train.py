@@ -4,7 +4,7 @@ Every step draws ``replicates`` gradient estimates at the current parameters thr
 engine (same kernels and noise design as ``compare``); the first drives the update and all
 of them give the variance of one estimate at that point (``grad_var``).  Two problems:
 
-- ``bump``: the discretized-Gaussian toy of REFERENCE section 3: categorical logits
+- ``bump``: the discretized-Gaussian toy of docs/math.md §3: categorical logits
   o_j = exp(-(x_j - m)^2) at positions x = 0..4, weights w = 1..5, maximise E[w . y] from
   m = 2 with learning rate 1; ``train_positions`` also trains x (as the original write-up).
 - ``bernoulli-toy``: minimise E[(b - t)^2], t = 0.499, b ~ Bernoulli(sigmoid(logit)) from
@@ -12,13 +12,14 @@ of them give the variance of one estimate at that point (``grad_var``).  Two pro
 """
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 
 from gradvar import engine, truth
 from gradvar.model import registry
+from gradvar.studies.base import Study, check_unknown_keywords, from_keywords
 
 REPLICATES = 100  # estimates per step used for grad_var
 COLUMNS = [
@@ -293,7 +294,7 @@ def validate(
         raise SpecError("--train-positions applies to --problem bump only")
     if int(batch) < 1:
         raise SpecError(f"batch must be >= 1, got {batch}")
-    ests = estimators_for(estimator or d["estimator"], registry.FAMILIES[prob.family])
+    ests = estimators_for(estimator or d["estimator"], registry.FAMILIES[prob.family], train=True)
     return dict(
         prob=prob,
         ests=ests,
@@ -308,26 +309,8 @@ def validate(
     )
 
 
-def train(
-    problem="bump",
-    estimator=None,
-    seed=None,
-    steps=None,
-    lr=None,
-    optimizer=None,
-    batch=1,
-    tau=None,
-    baseline=None,
-    train_positions=False,
-    on_step=None,
-):
-    """Run every (estimator, seed) trajectory; the ``train`` results table as a DataFrame.
-
-    Arguments mirror ``gradvar train``; None takes the problem's default.
-    """
-    v = validate(
-        problem, estimator, seed, steps, lr, optimizer, batch, tau, baseline, train_positions
-    )
+def run_trajectories(v, on_step=None):
+    """Every (estimator, seed) trajectory of validated options ``v`` (see :func:`validate`)."""
     rows = []
     for est in v["ests"]:
         for s in v["seeds"]:
@@ -345,3 +328,90 @@ def train(
                 on_step=on_step,
             )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+@dataclass
+class TrainSpec:
+    options: dict  # what validate() returns
+    no_plot: bool = False
+    on_step: object = None  # called after every step: (estimator, seed, step, params, objective)
+
+
+class Train(Study):
+    """``gradvar train``.  ``run``'s ``progress`` is not used; set ``spec.on_step``."""
+
+    name = "train"
+    KEYS = ("problem", "estimator", "seed", "steps", "lr", "optimizer", "batch", "tau")
+
+    def allowed_keys(self):
+        return {*self.KEYS, "baseline", "train-positions", "no-plot"}
+
+    def spec(self, experiment):
+        arguments = {k: experiment.get(k) for k in self.KEYS}
+        arguments["problem"] = arguments["problem"] or "bump"
+        arguments["batch"] = experiment.get("batch", 1)
+        arguments["baseline"] = experiment.get("baseline")
+        arguments["train_positions"] = bool(experiment.get("train-positions"))
+        return TrainSpec(validate(**arguments), bool(experiment.get("no-plot")))
+
+    def resolved(self, spec):
+        v = spec.options
+        seeds = [int(s) for s in v["seeds"]]
+        return {
+            "command": self.name,
+            "problem": v["prob"].name,
+            "estimator": [e.name for e in v["ests"]],
+            "seed": seeds if len(seeds) > 1 else seeds[0],
+            "steps": v["steps"],
+            "lr": v["lr"],
+            "optimizer": v["optimizer"],
+            "batch": v["batch"],
+            "tau": v["tau"],
+            "baseline": v["baseline"],
+            "train-positions": v["train_positions"],
+            "no-plot": spec.no_plot,
+        }
+
+    def run(self, spec, progress=None, checkpoint=None):
+        return {"results": run_trajectories(spec.options, on_step=spec.on_step)}
+
+
+STUDY = Train()
+
+
+def train(
+    problem="bump",
+    estimator=None,
+    seed=None,
+    steps=None,
+    lr=None,
+    optimizer=None,
+    batch=1,
+    tau=None,
+    baseline=None,
+    train_positions=False,
+    on_step=None,
+    **unknown,
+):
+    """Run every (estimator, seed) trajectory; the ``train`` results table as a DataFrame.
+
+    Arguments mirror ``gradvar train``; None takes the problem's default.
+    """
+    check_unknown_keywords(STUDY, unknown, "train")
+    experiment = from_keywords(
+        STUDY,
+        dict(
+            problem=problem,
+            estimator=estimator,
+            seed=seed,
+            steps=steps,
+            lr=lr,
+            optimizer=optimizer,
+            batch=batch,
+            tau=tau,
+            baseline=baseline,
+            train_positions=train_positions,
+        ),
+    )
+    spec = replace(STUDY.spec(experiment), on_step=on_step)
+    return STUDY.run(spec)["results"]

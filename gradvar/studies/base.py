@@ -1,0 +1,243 @@
+"""What every study shares: the study protocol, experiment keys, and the one results-folder
+writer.
+
+A study is the library side of one command (``gradvar compare`` is
+:mod:`gradvar.studies.compare`, its Click module :mod:`gradvar.cli.compare`, its figures
+:mod:`gradvar.plots.compare`).  It turns an *experiment* (a dict: the keys of a TOML file,
+of a meta.json ``experiment`` object, or the command's options by name) into a validated
+spec, runs it into tables (DataFrames), and writes them through :func:`run_into_folder`:
+
+1. :func:`prepare` validates the experiment, picks and checks the target folder and checks
+   a resume, raising :class:`gradvar.spec.SpecError` or :class:`gradvar.io.FolderExistsError`
+   before anything runs or is written;
+2. :func:`run_into_folder` runs the study into ``DIR.partial/`` and renames it to ``DIR``
+   once the CSVs, figures and ``meta.json`` are complete.  A resumable study checkpoints
+   finished cells there; Ctrl-C keeps them and raises :class:`Interrupted`.
+
+Keys of a multi-word option are spelled as on the command line (``no-plot``,
+``train-positions``); the Python API spells them with underscores.
+"""
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from gradvar import io
+from gradvar.spec import SpecError, suggest
+
+CELLS = "cells"  # sub-folder of DIR.partial/ holding finished cells
+EXPERIMENT = "experiment.json"  # the experiment a DIR.partial/ belongs to
+RUN_KEYS = ("threads", "no-plot")  # run-time choices: not part of what a resume must match
+
+
+class Study:
+    """The library side of one command.  Subclasses set ``name``, ``keys`` (the experiment
+    keys besides ``command``; a callable for keys that depend on the registries) and
+    ``tables`` (CSV names in file order), and implement :meth:`spec`, :meth:`resolved`
+    and :meth:`run`."""
+
+    name = ""
+    tables = ("results",)
+    resumable = False  # checkpoints finished cells, supports --resume
+    uses_threads = False
+
+    def allowed_keys(self):
+        raise NotImplementedError
+
+    def spec(self, experiment):
+        """The validated spec of an experiment dict (SpecError naming the problem)."""
+        raise NotImplementedError
+
+    def resolved(self, spec):
+        """The experiment with every default filled in: valid input for a re-run."""
+        raise NotImplementedError
+
+    def total(self, spec):
+        """Estimates the run will make (for a progress bar), 0 when it does not count."""
+        return 0
+
+    def run(self, spec, progress=None, checkpoint=None):
+        """The study's tables: {name: DataFrame} in file order."""
+        raise NotImplementedError
+
+    def meta(self, spec, tables):
+        """Entries of meta.json beside the common ones."""
+        return {}
+
+    def notes(self, spec):
+        """Remarks on the input worth a line on stderr (an option nothing reads, ...)."""
+        return []
+
+    def check_keys(self, experiment, where=""):
+        """Refuse unknown keys, naming the key (and the file, if given)."""
+        keys = set(self.allowed_keys()) | {"command"}
+        prefix = f"{where}: " if where else ""
+        if not isinstance(experiment, dict):
+            raise SpecError(f"{prefix}an experiment is a table of keys and values")
+        for key in experiment:
+            if key not in keys:
+                raise SpecError(
+                    f"{prefix}unknown key {key!r} for command {self.name!r}."
+                    + suggest(str(key), sorted(keys))
+                )
+
+
+def from_keywords(study, arguments, **aliases):
+    """An experiment dict from Python keyword arguments: underscores become the dashes of
+    the command-line spelling where that is the key's spelling; None means "default"."""
+    keys = set(study.allowed_keys())
+    experiment = {"command": study.name}
+    for name, value in arguments.items():
+        key = aliases.get(name, name)
+        dashed = key.replace("_", "-")
+        if key not in keys and dashed in keys:
+            key = dashed
+        if value is not None:
+            experiment[key] = value
+    return experiment
+
+
+def check_unknown_keywords(study, arguments, function):
+    """A mistyped keyword is an unknown argument, like Python's own TypeError, naming the
+    function and the close matches."""
+    keys = set(study.allowed_keys())
+    for name in arguments:
+        if name not in keys and name.replace("_", "-") not in keys:
+            choices = sorted(k.replace("-", "_") for k in keys)
+            raise TypeError(
+                f"{function}() got an unexpected keyword argument {name!r}."
+                + suggest(name, choices)
+            )
+
+
+# --- running into a results folder ------------------------------------------------------------
+class Interrupted(KeyboardInterrupt):
+    """Ctrl-C during a resumable run: ``partial`` keeps ``cells`` finished cells."""
+
+    def __init__(self, partial, cells):
+        super().__init__(f"{cells} finished cell(s) kept in {partial}")
+        self.partial, self.cells = Path(partial), cells
+
+
+@dataclass
+class Prepared:
+    """A validated run, ready to write: what :func:`prepare` checked."""
+
+    study: Study
+    spec: object
+    resolved: dict
+    target: Path
+    force: bool
+    resume: bool
+    command_line: str
+    started: str = field(default_factory=io.now)
+    t0: float = field(default_factory=time.perf_counter)
+
+    @property
+    def total(self):
+        return self.study.total(self.spec)
+
+
+def set_threads(threads):
+    """Use ``threads`` worker threads (None: all cores); returns the number in use."""
+    import numba
+
+    if threads:
+        numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))
+    return int(numba.get_num_threads())
+
+
+def prepare(study, experiment, out=None, force=False, resume=False, command_line="gradvar"):
+    """Validate everything a run needs before it starts; raises SpecError or
+    FolderExistsError (bad input) and writes nothing."""
+    study.check_keys(experiment)
+    spec = study.spec(experiment)
+    target = Path(out) if out is not None else io.default_folder(study.name)
+    io.check_target(target, force)
+    resolved = study.resolved(spec)
+    if study.uses_threads:
+        resolved["threads"] = set_threads(experiment.get("threads"))
+    if resume and study.resumable:
+        check_resume(target, resolved)
+    return Prepared(study, spec, resolved, target, force, resume, command_line)
+
+
+def _resume_key(experiment):
+    return {k: v for k, v in experiment.items() if k not in RUN_KEYS}
+
+
+def check_resume(target, resolved):
+    """Refuse a DIR.partial/ that belongs to a different experiment."""
+    import json
+
+    path = io.partial_path(target) / EXPERIMENT
+    if path.exists():
+        with open(path, encoding="utf-8") as fh:
+            saved = json.load(fh)
+        if saved != json.loads(json.dumps(_resume_key(resolved))):
+            raise SpecError(
+                f"{path.parent} holds a different experiment; run without --resume to start over"
+            )
+
+
+def run_into_folder(prepared, progress=None):
+    """Run a prepared study and write its folder; returns (files, tables).
+
+    The CSVs are written first, the figures are drawn from them, ``meta.json`` comes last;
+    the folder appears under its name only when all of it is complete.
+    """
+    study, spec = prepared.study, prepared.spec
+    keep = study.resumable
+    try:
+        with io.atomic_folder(
+            prepared.target, force=prepared.force, resume=prepared.resume, keep_on_interrupt=keep
+        ) as tmp:
+            checkpoint = None
+            if keep:
+                io.write_json(_resume_key(prepared.resolved), tmp / EXPERIMENT)
+                checkpoint = tmp / CELLS
+            t1 = time.perf_counter()
+            tables = study.run(spec, progress=progress, checkpoint=checkpoint)
+            t2 = time.perf_counter()
+            files = []
+            for name, table in tables.items():
+                io.write_csv(table, tmp / f"{name}.csv")
+                files.append(f"{name}.csv")
+            t3 = time.perf_counter()
+            if not prepared.resolved.get("no-plot"):
+                files += draw(study.name, tmp)
+            t4 = time.perf_counter()
+            if keep:
+                shutil.rmtree(tmp / CELLS, ignore_errors=True)
+                (tmp / EXPERIMENT).unlink(missing_ok=True)
+            files.append("meta.json")
+            timings = {"setup": t1 - prepared.t0, "run": t2 - t1, "write_csv": t3 - t2}
+            timings["plot"] = t4 - t3
+            meta = {
+                "experiment": prepared.resolved,
+                **io.versions(),
+                "command_line": prepared.command_line,
+                **({"threads": prepared.resolved["threads"]} if study.uses_threads else {}),
+                "started": prepared.started,
+                **study.meta(spec, tables),
+                "finished": io.now(),
+                "seconds": round(time.perf_counter() - prepared.t0, 4),
+                "timings": {k: round(v, 4) for k, v in timings.items()},
+                "files": files,
+            }
+            io.write_json(meta, tmp / "meta.json")
+    except KeyboardInterrupt:
+        if not keep:
+            raise
+        partial = io.partial_path(prepared.target)
+        done = len(list((partial / CELLS).glob("*.summary.csv"))) if partial.exists() else 0
+        raise Interrupted(partial, done) from None
+    return files, tables
+
+
+def draw(command, folder):
+    """The figures of a results folder, drawn from its CSV files; returns their names."""
+    from gradvar import plots
+
+    return plots.draw_command(command, Path(folder))

@@ -1,0 +1,195 @@
+"""The generated kernel modules: the template lints clean, the digest covers every kernel
+source, and a Numba without the private internals falls back to the exact same numbers."""
+
+import importlib.util
+import json
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+from helpers import ROOT, make_cell, run_python
+
+from gradvar import engine, truth
+from gradvar.kernels import codegen
+from gradvar.model import registry
+
+EST = registry.ESTIMATORS
+PROJECT = Path(ROOT)
+
+
+def _hexes(mom):
+    """Everything a run produced, as exact float hex strings."""
+    return dict(
+        moments=[float(v).hex() for v in mom.moments.ravel()],
+        groups=[float(v).hex() for v in mom.group_moments.ravel()],
+        group_n=[int(v) for v in mom.group_n],
+        n_finite=int(mom.n_finite),
+        nonfinite=int(mom.nonfinite),
+        aux=[float(v).hex() for v in np.ravel(mom.aux)],
+    )
+
+
+# --- the template ---------------------------------------------------------------------------
+def _ruff():
+    """The ruff command, or None when ruff is not installed."""
+    if importlib.util.find_spec("ruff") is not None:
+        return [sys.executable, "-m", "ruff"]
+    found = shutil.which("ruff")
+    return [found] if found else None
+
+
+@pytest.mark.parametrize(
+    "variant",
+    [
+        dict(shape=(2, 2), nrt_off=True, cache=True),  # small cell: literal sizes, stack scratch
+        dict(shape=None, nrt_off=False, cache=False),  # the heap fallback, in memory
+    ],
+    ids=["static", "dynamic"],
+)
+def test_rendered_template_passes_ruff_check(tmp_path, variant):
+    """The generated modules are never linted where they are written, so lint the template
+    rendered for one combination with the project's ruff configuration."""
+    ruff = _ruff()
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    fam = registry.FAMILIES["normal"]
+    obj = registry.OBJECTIVES[("normal", "quadratic")]
+    path = tmp_path / "gradvar_generated.py"
+    path.write_text(codegen.render(fam, obj, EST["sf-baseline"], key="0123456789ab", **variant))
+    proc = subprocess.run(
+        [*ruff, "check", "--no-cache", "--config", str(PROJECT / "pyproject.toml"), str(path)],
+        capture_output=True,
+        text=True,
+    )
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+
+
+def test_rendered_variants_differ_only_where_they_should():
+    fam = registry.FAMILIES["categorical"]
+    obj = registry.OBJECTIVES[("categorical", "squared")]
+    static = codegen.render(fam, obj, EST["gumbel-softmax"], (3, 3))
+    dynamic = codegen.render(fam, obj, EST["gumbel-softmax"], None, nrt_off=False, cache=False)
+    assert "_scratch(6, 3)" in static and "_nrt=False" in static and "cache=True" in static
+    assert "_scratch(" not in dynamic and "scratch_array" not in dynamic
+    assert "_nrt" not in dynamic and "cache=True" not in dynamic
+    for name in ("def fill(", "def moments(", "def run_chunks(", "def pilot(", "def on_states("):
+        assert name in static and name in dynamic
+
+
+# --- the digest ------------------------------------------------------------------------------
+def test_digest_covers_every_kernel_source_by_glob_and_the_option_names(tmp_path, monkeypatch):
+    """A new helper module under kernels/ or model/ (not in any list), an edit to the engine,
+    another Numba version and another option order each give another digest."""
+    package = tmp_path / "gradvar"
+    for sub in ("kernels", "model"):
+        shutil.copytree(PROJECT / "gradvar" / sub, package / sub)
+    shutil.copy(PROJECT / "gradvar" / "engine.py", package / "engine.py")
+    monkeypatch.setattr(codegen, "_PACKAGE", str(package))
+
+    def fresh():
+        monkeypatch.setattr(codegen, "_HASHED", {})
+        return codegen.digest("gradvar.model.estimators")
+
+    base = fresh()
+    assert fresh() == base
+    (package / "kernels" / "special.py").write_text("# a helper kernels call\n")
+    with_helper = fresh()
+    (package / "model" / "extra.py").write_text("# another\n")
+    with_model = fresh()
+    (package / "engine.py").write_text((package / "engine.py").read_text() + "\n# edited\n")
+    edited = fresh()
+    assert len({base, with_helper, with_model, edited}) == 4
+
+    import numba
+
+    monkeypatch.setattr(numba, "__version__", numba.__version__ + ".post1")
+    assert fresh() != edited
+    monkeypatch.undo()
+    monkeypatch.setattr(codegen, "_HASHED", {})
+    real = codegen.digest()
+    options = dict(registry.OPTIONS)
+    monkeypatch.setattr(registry, "OPTIONS", {"rao_samples": None, **options})
+    import gradvar.model
+
+    monkeypatch.setattr(gradvar.model, "OPTIONS", registry.OPTIONS)
+    assert codegen.digest() != real
+
+
+# --- a Numba without the private internals --------------------------------------------------
+_FALLBACK_JOBS = [
+    # (family, objective, estimator, baseline, batch, values): static shapes, a pilot, loo
+    ("normal", "quadratic", "sf", "mean", 1, {"mu": 0.7, "sigma": 1.6}),
+    ("normal", "cosine", "sf-baseline", "optimal", 1, {"mu": 0.3}),
+    ("categorical", "squared", "gumbel-softmax", "mean", 1, {"logits": [0.5, -0.5, 0.3]}),
+    ("bernoulli", "squared", "sf-baseline", "loo", 2, {"logit": 1.0}),
+]
+_FALLBACK_N = 20_003
+
+_FALLBACK_SCRIPT = """
+import contextlib, io, json, sys
+from gradvar.kernels import codegen, jit
+
+# what a newer Numba would do: reject the private option, and have moved the internals the
+# stack-scratch intrinsic is built from
+jit.NRT_OFF = {{"_nrt_removed_in_numba_9": False}}
+
+
+def moved():
+    raise ImportError("cannot import name 'make_array' from 'numba.np.arrayobj'")
+
+
+jit._make_scratch_intrinsic = moved
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    found = codegen.features()
+    from helpers import make_cell
+    from test_codegen import _hexes
+    from gradvar import engine, truth
+    from gradvar.model import registry
+    runs, names = [], []
+    for family, objective, est, baseline, batch, values in json.loads({jobs!r}):
+        cell = make_cell(family, objective, batch=batch, **values)
+        e = registry.ESTIMATORS[est]
+        mom = engine.simulate(cell, e, {n}, 11, baseline=baseline,
+                              exact_grad=truth.exact_gradient(cell))
+        exact_var = truth.exact_moments(cell, e, baseline)[1]
+        runs.append(dict(_hexes(mom), exact_var=[float(v).hex() for v in exact_var]))
+        module = codegen.compiled(cell.family, cell.objective, e, (len(cell.coords), cell.width))
+        names.append(module.__name__)
+print(json.dumps(dict(features=[found.nrt_off, found.stack_scratch], runs=runs, names=names,
+                      stderr=err.getvalue())))
+"""
+
+
+def test_numba_without_the_private_internals_falls_back_to_the_same_numbers(tmp_path):
+    """If ``_nrt=False`` or the stack-scratch intrinsic fail (a newer Numba), the kernels are
+    compiled without them, after one note each, and give the same moments bit for bit."""
+    here = codegen.features()
+    tmp_cache = tmp_path / "cache"  # the subprocess's; this process uses the usual cache
+    code = _FALLBACK_SCRIPT.format(jobs=json.dumps(_FALLBACK_JOBS), n=_FALLBACK_N)
+    out = json.loads(run_python(code, env={"GRADVAR_CACHE_DIR": str(tmp_cache)}).splitlines()[-1])
+    assert out["features"] == [False, False]
+    notes = out["stderr"].splitlines()
+    assert len(notes) == 2, notes
+    assert "_nrt_removed_in_numba_9=False does not work" in notes[0]
+    assert "stack-scratch intrinsic does not work" in notes[1] and "make_array" in notes[1]
+    assert all("same numbers" in line for line in notes)
+    assert not any(re.search(r"_p\d+w\d+_", name) for name in out["names"])  # no literal shape
+    generated = [p for p in (tmp_cache / "kernels").glob("gradvar_*.py") if "probe" not in p.name]
+    assert len(generated) == len(_FALLBACK_JOBS)
+    for path in generated:
+        assert "_nrt" not in path.read_text() and "scratch_array" not in path.read_text()
+    for (family, objective, est, baseline, batch, values), theirs in zip(
+        _FALLBACK_JOBS, out["runs"], strict=True
+    ):
+        cell = make_cell(family, objective, batch=batch, **values)
+        exact_grad = truth.exact_gradient(cell)
+        mom = engine.simulate(cell, EST[est], _FALLBACK_N, 11, baseline, exact_grad)
+        exact_var = truth.exact_moments(cell, EST[est], baseline)[1]
+        ours = dict(_hexes(mom), exact_var=[float(v).hex() for v in exact_var])
+        assert ours == theirs, (family, objective, est)
+    assert here == codegen.Features()  # this Numba has both: the comparison was not vacuous

@@ -1,0 +1,227 @@
+"""The figures: one plotter per command, drawn from a results folder alone, and read as a
+reader would (colours tied to estimators, nothing clipped or covered, honest log axes).
+
+Runs are tiny: what is checked is what the figures show, not the numbers.
+"""
+
+import importlib
+import inspect
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from gradvar import io, plots
+from gradvar.plots import common
+from gradvar.plots import compare as compare_plots
+from gradvar.plots import sweep_tau as sweep_tau_plots
+
+SAMPLES = "2000"
+
+# one tiny run per command, and the figures its folder must get
+RUNS = {
+    "compare": (["compare", "--estimator", "sf,reparam"], ["variance.png"]),
+    "compare-sweep": (
+        ["compare", "--estimator", "sf,sf-baseline,reparam", "--objective", "linear"]
+        + ["--mu", "-1:1:3"],
+        ["variance-vs-mu.png"],
+    ),
+    "pick-one": (["pick-one", "4,5,6", "0,5,10"], ["pick-one.png"]),
+    "sweep-tau": (
+        ["sweep-tau", "--tau", "log:0.1:10:3"],
+        ["bias_variance_mse_vs_tau.png", "bias_variance_mse_vs_tau.svg"],
+    ),
+    "gumbel-max": (["gumbel-max"], ["gumbel_max_frequencies.png", "relaxed_samples.png"]),
+    "train": (
+        ["train", "--problem", "bump", "--estimator", "exact,gumbel-softmax", "--steps", "2"],
+        ["training.png"],
+    ),
+}
+
+
+@pytest.fixture
+def run(cli):
+    """The suite's ``cli`` fixture (conftest.py), under this module's historical name."""
+    return cli
+
+
+def written(run, name, *extra):
+    """Run RUNS[name] into folder ``name`` without plots; returns the folder's Path."""
+    args, _ = RUNS[name]
+    size = [] if args[0] == "train" else ["--samples", SAMPLES]
+    result = run(*args, *size, "--out", name, "-q", "--no-plot", *extra)
+    assert result.exit_code == 0, result.output
+    return Path(name).resolve()
+
+
+def legend_colors(fig):
+    """{legend text: colour as hex} of every legend of ``fig``."""
+    from matplotlib.colors import to_hex, to_rgba_array
+
+    colors = {}
+    for legend in fig.legends + [ax.get_legend() for ax in fig.axes if ax.get_legend()]:
+        for text, handle in zip(legend.texts, legend.legend_handles, strict=True):
+            colors[text.get_text()] = to_hex(to_rgba_array(handle.get_color())[0])
+    return colors
+
+
+# --- one room per command ------------------------------------------------------------------
+def test_one_plot_module_per_command_with_one_contract():
+    assert set(plots.PLOTTERS) == {"compare", "pick-one", "sweep-tau", "gumbel-max", "train"}
+    for command, module in plots.PLOTTERS.items():
+        assert module.__name__ == "gradvar.plots." + command.replace("-", "_")
+        assert list(inspect.signature(module.draw).parameters) == ["folder"]
+    with pytest.raises(ModuleNotFoundError):
+        importlib.import_module("gradvar.plots.discrete")
+
+
+@pytest.mark.parametrize("name", list(RUNS))
+def test_every_plotter_draws_from_a_folder_alone(run, name):
+    folder = written(run, name)
+    expected = RUNS[name][1]
+    assert not [p for p in folder.iterdir() if p.suffix in (".png", ".svg")]
+    result = run("plot", folder)
+    assert result.exit_code == 0, result.output
+    for file in expected:
+        assert (folder / file).stat().st_size > 10_000, file
+        assert file in result.output
+    first = {file: (folder / file).read_bytes() for file in expected}
+    assert sorted(plots.draw(folder)) == sorted(expected)  # the library entry point too
+    assert {file: (folder / file).read_bytes() for file in expected} == first  # same bytes
+
+
+def test_the_command_is_guessed_when_meta_json_is_gone(run):
+    for name in RUNS:
+        folder = written(run, name)
+        (folder / "meta.json").unlink()
+        command = "compare" if name == "compare-sweep" else name
+        assert plots.command_of(folder) == command
+
+
+def test_plot_refuses_an_unknown_command(run):
+    folder = written(run, "compare")
+    meta = io.read_meta(folder)
+    meta["experiment"]["command"] = "bogus"
+    io.write_json(meta, folder / "meta.json")
+    result = run("plot", folder)
+    assert result.exit_code == 2 and "cannot draw results of 'bogus'" in result.output
+
+
+def test_help_still_imports_no_matplotlib():
+    code = "import sys, gradvar.cli, gradvar.plots; print('matplotlib' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"
+
+
+# --- colours -------------------------------------------------------------------------------
+def test_estimator_colours_are_identical_across_figures(run):
+    small = compare_plots.point_figure(io.read_csv(written(run, "compare") / "results.csv"))
+    sweep = written(run, "compare-sweep")
+    wide = compare_plots.sweep_figure(io.read_csv(sweep / "results.csv"), "mu")
+    tau = written(run, "sweep-tau")
+    relaxed = sweep_tau_plots.figure(
+        io.read_csv(tau / "summary.csv"), io.read_csv(tau / "best_tau.csv")
+    )
+    a, b, c = legend_colors(small), legend_colors(wide), legend_colors(relaxed)
+    # reparam is second in one figure and third in the other: the same colour all the same
+    for name in ("sf", "reparam"):
+        assert a[name] == b[name] == common.color(name)
+    assert b["sf-baseline (mean)"] == c["sf-baseline (mean), no tau"]
+    assert c["sf, no tau"] == a["sf"]
+    assert c["gumbel-softmax"] == common.color("gumbel-softmax")
+    assert len({a["sf"], a["reparam"], c["gumbel-softmax"], c["st-gumbel"]}) == 4
+
+
+def test_the_colour_table():
+    known = ["sf", "reparam", "gumbel-softmax", "st-gumbel", "exact"]
+    baselines = [common.color("sf-baseline", b) for b in ("mean", "optimal", "loo")]
+    reserved = ["arm", "disarm", "rebar", "rebar-tied", "st", "reinmax", "gumbel-rao", "mvd"]
+    reserved += ["mvd-coupled", "sf-delta", "reparam-delta", "relax"]
+    colors = [common.color(n) for n in known + reserved] + baselines
+    assert len(set(colors)) == len(colors) == 20
+    assert common.color("sf-baseline", float("nan")) == common.color("sf-baseline", "mean")
+    # an unknown estimator: a colour from a hash of its name, the same in another process
+    code = "from gradvar.plots import common; print(common.color('my-new-estimator'))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == common.color("my-new-estimator") not in colors
+    assert common.color("my-new-estimator") != common.color("my-other-estimator")
+
+
+# --- honest log axes -----------------------------------------------------------------------
+def test_on_log_drops_zeros_and_rounding_noise():
+    values = common.on_log([2.0, 0.0, -1.0, 1e-34, 1e-11, np.nan], scale=2.0)
+    assert np.isnan(values[[1, 2, 3, 5]]).all() and values[0] == 2.0 and values[4] == 1e-11
+
+
+def test_rounding_noise_exact_variances_are_not_drawn(run):
+    results = io.read_csv(written(run, "compare-sweep") / "results.csv")
+    reparam_mu = (results["estimator"] == "reparam") & (results["param"] == "mu")
+    assert (results.loc[reparam_mu, "exact_var"] == 0).all()
+    results.loc[reparam_mu, "exact_var"] = 1e-34  # what an exact formula's cancellation gives
+    results.loc[reparam_mu, "grad_var"] = 3e-33
+    fig = compare_plots.sweep_figure(results, "mu")
+    panel = fig.axes[0]
+    drawn = np.concatenate([line.get_ydata() for line in panel.lines]).astype(float)
+    assert np.nanmin(drawn) > 1.0  # nothing near 1e-34: the axis spans the real variances
+    assert panel.get_ylim()[0] > 0.1
+    assert "reparam: variance 0, not on the log axis" in panel.get_title()
+
+
+# --- what the sweep-tau figure says --------------------------------------------------------
+def test_sweep_tau_names_the_loo_reference_and_flags_a_best_tau_at_the_grid_edge(run):
+    args = ["--family", "bernoulli", "--logit", "0", "--reference", "sf-baseline"]
+    folder = written(run, "sweep-tau", *args, "--baseline", "loo", "--batch", "2")
+    best = io.read_csv(folder / "best_tau.csv")
+    assert best.loc[best["role"] == "swept", "at_grid_edge"].all()  # tau = 10 wins here
+    fig = sweep_tau_plots.figure(io.read_csv(folder / "summary.csv"), best)
+    texts = list(legend_colors(fig))
+    assert "sf-baseline (loo), no tau" in texts
+    assert "best tau gumbel-softmax: 10 (grid edge)" in texts
+    assert any("optimum may lie outside the grid" in t for t in texts)
+    assert "grid edge" in [t.get_text() for t in fig.axes[2].texts]
+
+
+# --- nothing clipped, nothing covered ------------------------------------------------------
+def _inside(inner, outer, slack=1.0):
+    return (
+        inner.x0 >= outer.x0 - slack
+        and inner.y0 >= outer.y0 - slack
+        and inner.x1 <= outer.x1 + slack
+        and inner.y1 <= outer.y1 + slack
+    )
+
+
+LONG_TITLE = [  # the --help example whose title and last value label used to be clipped
+    "--family",
+    "categorical",
+    "--logits",
+    "2,0.5,0.1",
+    "--estimator",
+    "sf,gumbel-softmax",
+    "--tau",
+    "0.5",
+]
+
+
+@pytest.mark.parametrize("name", ["compare", "compare-sweep", "sweep-tau", "gumbel-max", "train"])
+def test_titles_fit_and_legends_cover_no_data(run, name, monkeypatch):
+    folder = written(run, name, *(LONG_TITLE if name == "compare" else []))
+    drawn = []
+    monkeypatch.setattr(common, "save", lambda fig, folder_, file: drawn.append(fig) or file)
+    plots.draw(folder)
+    assert drawn
+    for fig in drawn:
+        fig.canvas.draw()
+        renderer = fig.canvas.get_renderer()
+        title = getattr(fig, "_suptitle", None)
+        if title is not None:  # wrapped to the figure's width
+            assert _inside(title.get_window_extent(renderer), fig.bbox), title.get_text()
+        assert all(ax.get_legend() is None for ax in fig.axes)  # no legend inside a panel
+        for legend in fig.legends:
+            box = legend.get_window_extent(renderer)
+            assert _inside(box, fig.bbox)
+            for ax in fig.axes:
+                if ax.get_visible():
+                    assert not box.overlaps(ax.get_window_extent(renderer))
