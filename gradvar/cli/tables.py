@@ -5,6 +5,7 @@ import math
 from gradvar import io
 
 SIGNIFICANT_BIAS_Z = 5.0  # flag a bias beyond this many standard errors in sweep tables
+MANY_COORDS = 12  # more gradient coordinates than this: the console shows their aggregate
 
 
 def render(headers, rows, right=()):
@@ -86,6 +87,7 @@ def point_table(results):
         "variance [95% CI]",
         "exact var",
         "MSE",
+        "variance × f-evals",
         "estimates/s",
     ]
     rows = []
@@ -100,10 +102,63 @@ def point_table(results):
                 ci,
                 num(r.exact_var),
                 num(r.mse),
+                num(r.var_f_evals),
                 rate(r.estimates_per_s),
             ]
         )
-    return render(headers, rows, right={7})
+    return render(headers, rows, right={7, 8})
+
+
+def coordinate_count(results):
+    return results["param"].nunique()
+
+
+def aggregate(results):
+    """One row per (cell, estimator, baseline) for many coordinates: grad_var, exact_var, mse
+    and var_f_evals summed over the coordinates (NaN if any is NaN), the largest |bias_z|;
+    ``param`` says how many coordinates were summed."""
+    frame = results.assign(_cell=io.cell_index(results), _abs_z=results["bias_z"].abs())
+    keys = ["_cell", "estimator", "baseline"]
+    sums = {c: (c, lambda x: x.sum(skipna=False)) for c in ("grad_var", "exact_var", "mse")}
+    out = frame.groupby(keys, sort=False, dropna=False).agg(
+        **sums,
+        var_f_evals=("var_f_evals", lambda x: x.sum(skipna=False)),
+        bias_z=("_abs_z", lambda x: x.max(skipna=False)),
+        estimates_per_s=("estimates_per_s", "first"),
+        coords=("param", "size"),
+    )
+    first = frame.groupby(keys, sort=False, dropna=False).first()
+    out = first.drop(columns=list(out.columns), errors="ignore").join(out).reset_index()
+    out["param"] = [f"sum of {n} coords" for n in out["coords"]]
+    return out.drop(columns=["_cell", "_abs_z", "coords"], errors="ignore")
+
+
+def aggregate_table(agg):
+    """The point table of :func:`aggregate` rows."""
+    headers = [
+        "estimator",
+        "coords",
+        "max |bias z|",
+        "total variance",
+        "exact total var",
+        "total MSE",
+        "variance × f-evals",
+        "estimates/s",
+    ]
+    rows = [
+        [
+            io.estimator_label(r.estimator, r.baseline),
+            r.param.removeprefix("sum of ").removesuffix(" coords"),
+            num(r.bias_z, 3),
+            num(r.grad_var),
+            num(r.exact_var),
+            num(r.mse),
+            num(r.var_f_evals),
+            rate(r.estimates_per_s),
+        ]
+        for r in agg.itertuples(index=False)
+    ]
+    return render(headers, rows, right=set(range(1, 8)))
 
 
 def sweep_tables(results, swept):
@@ -160,5 +215,14 @@ def _variance_entry(r):
 def results_table(results):
     """The stdout report of a compare run: heading and the point or sweep table."""
     swept = io.swept_columns(results)
+    count = coordinate_count(results)
+    if count > MANY_COORDS:
+        agg = aggregate(results)
+        body = sweep_tables(agg, swept) if swept else aggregate_table(agg)
+        note = (
+            f"\n\n{count} coordinates: the table shows their sums (variances, MSE) and the "
+            "largest |bias z|; every coordinate is in results.csv"
+        )
+        return heading(results, swept) + "\n\n" + body + note
     body = sweep_tables(results, swept) if swept else point_table(results)
     return heading(results, swept) + "\n\n" + body

@@ -136,10 +136,10 @@ def rebar(fp, objp, opts, aux, key, counter0, batch, work, g):
 
     s = sigmoid(. / tau), z = phi + L, zt = phi + logit(u'), u' = q + p v (b = 1) or q v
     (b = 0), dz/dphi = 1, dzt/dphi = p v / u' (b = 1) or q (1 - v) / (1 - u') (b = 0), with
-    1 - u' = p (1 - v) or 1 - q v in closed form.  ``rebar``: v from the estimator's own
-    stream (the RELAX authors' code).  ``rebar-tied`` (aux[3 D] = 1): v = (u - q) / p or
-    u / q (the original REBAR code), so zt = z in value and dzt/dphi = (u - q) / u or
-    (q - u) / (1 - u).
+    1 - u' = p (1 - v) or p + q (1 - v) (= 1 - q v) in closed form.  ``rebar``: v from the
+    estimator's own stream (the RELAX authors' code).  ``rebar-tied`` (aux[3 D] = 1):
+    v = (u - q) / p or u / q (the original REBAR code), so zt = z in value and dzt/dphi =
+    (u - q) / u = p (1 - e^-z) or (q - u) / (1 - u) = q (1 - e^z).
     """
     b, y, st, v, dy = work[X], work[H], work[STATE], work[V], work[S]
     d = g.shape[0]
@@ -161,10 +161,9 @@ def rebar(fp, objp, opts, aux, key, counter0, batch, work, g):
             g[i] += eta * v[i] * _sigmoid(a) * _sigmoid(-a) / tau
         for i in range(d):
             p, q = aux[i], aux[d + i]
-            if tied:
+            if tied:  # (u - q) / u = p (1 - e^-z), (q - u) / (1 - u) = q (1 - e^z)
                 zt = fp[i] + st[i]
-                u, one_minus_u = _sigmoid(st[i]), _sigmoid(-st[i])
-                dzt = (u - q) / u if b[i] == 1.0 else (q - u) / one_minus_u
+                dzt = -p * math.expm1(-zt) if b[i] == 1.0 else -q * math.expm1(zt)
             else:
                 w = uniform(vkey, c * d + i)
                 if b[i] == 1.0:
@@ -172,15 +171,16 @@ def rebar(fp, objp, opts, aux, key, counter0, batch, work, g):
                     dzt = p * w / up
                     zt = fp[i] + math.log(up) - math.log(one_minus_up)
                 else:
-                    one_minus_up = 1.0 - q * w
+                    one_minus_up = p + q * (1.0 - w)  # 1 - q v without cancellation
                     dzt = q * (1.0 - w) / one_minus_up
-                    zt = fp[i] + math.log(q) + math.log(w) - math.log1p(-q * w)
+                    zt = fp[i] + math.log(q) + math.log(w) - math.log(one_minus_up)
             a = zt / tau
             y[i] = _sigmoid(a)
             dy[i] = _sigmoid(a) * _sigmoid(-a) / tau * dzt  # d s(zt_i) / dphi_i
         ft = obj(y, objp, v)  # v = grad f at s(zt)
         for i in range(d):
-            g[i] += (fb - eta * ft) * (b[i] - aux[i]) - eta * v[i] * dy[i]
+            score = aux[d + i] if b[i] == 1.0 else -aux[i]  # b - p, as q when b = 1
+            g[i] += (fb - eta * ft) * score - eta * v[i] * dy[i]
     for i in range(d):
         g[i] /= batch
 
@@ -286,10 +286,10 @@ def _rebar_parts(cell, b, z):
     y = expit(z / tau)
     fy, grad = f_rows(cell, y[:, None])
     ds = expit(z / tau) * expit(-z / tau) / tau  # d s(z) / dz
-    up, one_minus_up = expit(z - phi), expit(phi - z)  # u' and 1 - u' given z
-    dzt = (up - q) / up if b == 1 else (q - up) / one_minus_up
+    # dzt/dphi = (u' - q) / u' = p (1 - e^-z) (b = 1), (q - u') / (1 - u') = q (1 - e^z)
+    dzt = -p * np.expm1(-z) if b == 1 else -q * np.expm1(z)
     c = eta * grad[:, 0] * ds
-    a = (fb[0] - eta * fy) * (b - p) - c * dzt
+    a = (fb[0] - eta * fy) * (q if b == 1 else -p) - c * dzt  # b - p without cancellation
     return a, c
 
 
@@ -298,10 +298,11 @@ def _rebar_exact(cell, tied):
 
     Given b, z = phi + L and zt both have the law of z given b, and the estimate is
     g = A_b(zt) + C(z) with C(z) = eta d f(s(z))/dz and A_b(zt) = [f(b) - eta f(s(zt))](b - p)
-    - eta d f(s(zt))/dz dzt/dphi (dzt/dphi a function of zt given b: (u' - q)/u' or
-    (q - u')/(1 - u'), u' = sigmoid(zt - phi)).  Independent v: A and C are independent given
-    b; tied: zt = z.  Each conditional moment is a 1-D integral over the z half-line,
-    by Gauss-Legendre on pieces, refined until two node counts agree.
+    - eta d f(s(zt))/dz dzt/dphi (dzt/dphi a function of zt given b: (u' - q)/u' =
+    p (1 - e^-zt) or (q - u')/(1 - u') = q (1 - e^zt), u' = sigmoid(zt - phi)).
+    Independent v: A and C are independent given b; tied: zt = z.  Each conditional moment
+    is a 1-D integral over the z half-line, by Gauss-Legendre on pieces, refined until two
+    node counts agree.
     """
     from scipy.special import log_expit
 
