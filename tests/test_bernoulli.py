@@ -276,6 +276,7 @@ def test_compare_sweeps_eta(cli, tmp_path):
         "--quiet",
     )
     assert result.exit_code == 0, result.output
+    assert "at equal cost" in result.output  # the eta sweep's grid, times f-evals
     import pandas as pd
 
     rows = pd.read_csv(out / "results.csv")
@@ -291,3 +292,14 @@ def test_compare_sweeps_eta(cli, tmp_path):
 def test_bad_eta_is_a_usage_error(cli, eta):
     result = cli("compare", "--family", "bernoulli", "--estimator", "rebar", "--eta", eta)
     assert result.exit_code == 2 and "Traceback" not in result.output
+
+
+def test_point_table_has_the_equal_cost_column(cli, tmp_path):
+    args = ["compare", "--family", "bernoulli", "--logit", "0.5", "--estimator", "sf,disarm"]
+    result = cli(*args, "--samples", "2000", "--batch", "2", "--out", str(tmp_path / "r"))
+    assert result.exit_code == 0, result.output
+    assert "variance × f-evals" in result.output
+    import pandas as pd
+
+    rows = pd.read_csv(tmp_path / "r" / "results.csv")
+    np.testing.assert_allclose(rows.var_f_evals, rows.grad_var * [2.0, 4.0])

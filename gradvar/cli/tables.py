@@ -125,6 +125,7 @@ def aggregate(results):
         var_f_evals=("var_f_evals", lambda x: x.sum(skipna=False)),
         bias_z=("_abs_z", lambda x: x.max(skipna=False)),
         estimates_per_s=("estimates_per_s", "first"),
+        f_evals=("f_evals", "first"),
         coords=("param", "size"),
     )
     first = frame.groupby(keys, sort=False, dropna=False).first()
@@ -174,21 +175,27 @@ def sweep_tables(results, swept):
     cells = frame.groupby("_cell", sort=True)
     keys = {cell: [_first_value(group[c]) for c in swept] for cell, group in cells}
     blocks, flagged = [], False
-    for param in dict.fromkeys(frame["param"]):
-        sub = frame[frame["param"] == param]
-        rows = []
-        for cell in sorted(keys):
-            part = sub[sub["_cell"] == cell]
-            row = [f"{v:.4g}" if not isnan(v) else "" for v in keys[cell]]
-            for label in labels:
-                hit = part[part["_label"] == label]
-                text, flag = _variance_entry(hit.iloc[0]) if len(hit) else ("", False)
-                flagged |= flag
-                row.append(text)
-            rows.append(row)
-        title = f"Variance of one estimate of d/d{param} (exact in brackets)"
-        right = set(range(len(swept) + len(labels)))
-        blocks.append(title + "\n" + render(list(swept) + labels, rows, right=right))
+    # estimators of different cost: the same grid at equal cost, variance x f-evals
+    costs = [1.0] if frame["f_evals"].nunique() <= 1 else [1.0, "f_evals"]
+    for cost in costs:
+        for param in dict.fromkeys(frame["param"]):
+            sub = frame[frame["param"] == param]
+            rows = []
+            for cell in sorted(keys):
+                part = sub[sub["_cell"] == cell]
+                row = [f"{v:.4g}" if not isnan(v) else "" for v in keys[cell]]
+                for label in labels:
+                    hit = part[part["_label"] == label]
+                    text, flag = _variance_entry(hit.iloc[0], cost) if len(hit) else ("", False)
+                    flagged |= flag
+                    row.append(text)
+                rows.append(row)
+            if cost == 1.0:
+                title = f"Variance of one estimate of d/d{param} (exact in brackets)"
+            else:
+                title = f"Variance × f-evals of d/d{param}, at equal cost (exact in brackets)"
+            right = set(range(len(swept) + len(labels)))
+            blocks.append(title + "\n" + render(list(swept) + labels, rows, right=right))
     speed = ", ".join(
         f"{label} {rate(frame[frame['_label'] == label]['estimates_per_s'].median())}"
         for label in labels
@@ -206,10 +213,12 @@ def _first_value(column):
     return values.iloc[0] if len(values) else math.nan
 
 
-def _variance_entry(r):
+def _variance_entry(r, cost=1.0):
+    """'variance [exact]' of a row, both times ``cost`` (1, or the row's ``f_evals``)."""
+    scale = r[cost] if isinstance(cost, str) else cost
     flag = not isnan(r["bias_z"]) and abs(r["bias_z"]) > SIGNIFICANT_BIAS_Z
-    exact = "" if isnan(r["exact_var"]) else f" [{num(r['exact_var'])}]"
-    return f"{num(r['grad_var'])}{exact}{'*' if flag else ''}", flag
+    exact = "" if isnan(r["exact_var"]) else f" [{num(r['exact_var'] * scale)}]"
+    return f"{num(r['grad_var'] * scale)}{exact}{'*' if flag else ''}", flag
 
 
 def results_table(results):
