@@ -303,3 +303,12 @@ def test_point_table_has_the_equal_cost_column(cli, tmp_path):
 
     rows = pd.read_csv(tmp_path / "r" / "results.csv")
     np.testing.assert_allclose(rows.var_f_evals, rows.grad_var * [2.0, 4.0])
+
+
+def test_train_runs_the_bernoulli_estimators():
+    """REBAR reads eta: train gives it the registered default (1), so its steps are finite."""
+    from gradvar.studies.train import train
+
+    rows = train(problem="bernoulli-toy", estimator="arm,disarm,rebar", steps=3, seed="0")
+    assert np.isfinite(rows.grad.dropna()).all() and len(rows.dropna(subset=["grad"])) == 9
+    assert np.isfinite(rows.grad_var.dropna()).all()
