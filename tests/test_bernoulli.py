@@ -144,7 +144,12 @@ def test_arm_closed_form_at_phi_zero():
 
 @pytest.mark.parametrize("tied", [False, True], ids=["rebar", "rebar-tied"])
 @pytest.mark.parametrize(
-    "logit,t,tau,eta", [(0.7, 0.3, 0.5, 1.0), (-1.2, 0.499, 0.2, 0.6), (2.0, 0.8, 1.5, -0.5)]
+    "logit,t,tau,eta",
+    [
+        (0.7, 0.3, 0.5, 1.0),
+        pytest.param(-1.2, 0.499, 0.2, 0.6, marks=pytest.mark.slow),
+        pytest.param(2.0, 0.8, 1.5, -0.5, marks=pytest.mark.slow),
+    ],
 )
 def test_rebar_exact_matches_integration_over_u_and_v(tied, logit, t, tau, eta):
     ref = rebar_reference(logit, t, tau, eta, tied, 400)

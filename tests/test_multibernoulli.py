@@ -106,7 +106,7 @@ def test_sf_exact_variance_by_enumeration():
 
 
 @pytest.mark.parametrize("name", ["sf", "arm", "disarm", "rebar", "rebar-tied"])
-@pytest.mark.parametrize("objective", ["linear", "squared"])
+@pytest.mark.parametrize("objective", [pytest.param("linear", marks=pytest.mark.slow), "squared"])
 def test_unbiased_with_the_exact_variance(name, objective):
     cell = mb_cell(objective, tau=0.5, options={"eta": 0.9})
     run = simulate(cell, name, 200_000, seed=51)
@@ -140,7 +140,11 @@ def test_enumeration_limits_give_nan_with_a_note():
     assert np.isfinite(truth.exact_gradient(huge)).all()  # closed form, any D
 
 
-@pytest.mark.parametrize("name", ["sf", "arm", "disarm", "rebar", "rebar-tied", "gumbel-softmax"])
+@pytest.mark.parametrize(
+    "name",
+    ["sf", "arm", "rebar"]
+    + [pytest.param(n, marks=pytest.mark.slow) for n in ("disarm", "rebar-tied", "gumbel-softmax")],
+)
 def test_one_bit_is_the_bernoulli_toy_sample_for_sample(name):
     """D = 1 with w = 1 draws the same noise as the bernoulli family: identical estimates."""
     one = mb_cell(logits=[0.6], t=0.2)
