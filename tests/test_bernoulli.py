@@ -1,5 +1,5 @@
 """ARM, DisARM, REBAR and REBAR-tied on the Bernoulli family, against ground truth derived
-here: brute-force Gauss-Legendre over the uniforms (u, v) of REFERENCE section 7, written
+here: brute-force Gauss-Legendre over the uniforms (u, v) of docs/math.md §7, written
 from the formulas and independent of gradvar/model/bernoulli.py, with sympy for REBAR's
 derivatives at fixed (u, v, b); the Monte Carlo columns are checked against the library's
 exact values, and a deliberately wrong variant of each fails the same check.

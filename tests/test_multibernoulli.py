@@ -1,4 +1,4 @@
-"""The multibernoulli family (REFERENCE section 8): D independent bits, against ground truth
+"""The multibernoulli family (docs/math.md §8): D independent bits, against ground truth
 derived here by brute-force enumeration in NumPy and tensor Gauss-Legendre over the uniforms."""
 
 import itertools

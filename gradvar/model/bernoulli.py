@@ -1,6 +1,6 @@
 """Estimators for independent Bernoulli bits: ARM, DisARM, REBAR and REBAR with tied noise.
 
-Conventions (docs/math.md, REFERENCE section 7): bit i has logit phi_i, p_i = sigmoid(phi_i),
+Conventions (docs/math.md §7): bit i has logit phi_i, p_i = sigmoid(phi_i),
 and one uniform u_i ~ U(0, 1).  The families ``bernoulli`` and ``multibernoulli`` draw the
 logistic variate L_i = log u_i - log(1 - u_i) (the family's noise state), and these kernels
 read u_i back from it as u_i = sigmoid(L_i), so every estimator here shares the family's
