@@ -89,7 +89,10 @@ def exact_gradient(cell):
     if obj.exact_grad is not None:
         return np.asarray(obj.exact_grad(cell.family_values, cell.objective_values), dtype=float)
     if fam.outcomes is not None and fam.exact_gradient is not None:
-        states, _ = fam.outcomes(cell.family_values)
+        found = fam.outcomes(cell.family_values)
+        if found is None:  # too many outcomes to enumerate
+            return np.full(p, np.nan)
+        states, _ = found
         return np.asarray(fam.exact_gradient(cell.family_values, objective_values_on(cell, states)))
     return np.full(p, np.nan)
 
@@ -99,6 +102,8 @@ def _injection_rules(cell):
     refined until two node counts agree; None when it has neither."""
     fam, values = cell.family, cell.family_values
     if fam.outcomes is not None:
+        if fam.outcomes(values) is None:  # too many outcomes to enumerate
+            return None
         return (lambda nodes: fam.outcomes(values)), (None,)
     if fam.quadrature is not None:
         return (lambda nodes: fam.quadrature(values, nodes)), fam.quadrature_nodes
@@ -129,7 +134,9 @@ def exact(cell, est, baseline="mean"):
         return mean, var, note
     rules = _injection_rules(cell)
     if rules is None:
-        return nan, nan, f"family {cell.family.name!r} has no enumeration or quadrature rule"
+        fam = cell.family
+        note = f"family {fam.name!r}: no quadrature rule; over {fam.enumeration_cap} outcomes"
+        return nan, nan, note
     if est.requires not in cell.family.injection_exact:
         return nan, nan, f"no exact moments for the {est.requires!r} capability on this family"
     if est.uses_baseline and baseline and not _has_oracle(baseline):

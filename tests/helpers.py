@@ -53,11 +53,14 @@ def family_defaults(family):
     return {p.name: p.default_for(0) for p in fam.params}
 
 
-def make_cell(family="normal", objective="quadratic", batch=1, tau=0.5, obj=None, **values):
+def make_cell(
+    family="normal", objective="quadratic", batch=1, tau=0.5, obj=None, options=None, **values
+):
     """A :class:`gradvar.engine.Cell` with registry defaults for every value not given.
 
     ``obj`` may be an :class:`gradvar.model.registry.Objective` not in the registry
-    (test objectives).
+    (test objectives); ``options`` sets estimator options other than ``tau`` (``eta``), the
+    others take their registered defaults.
     """
     fam = registry.FAMILIES[family]
     fam_values = {}
@@ -77,8 +80,10 @@ def make_cell(family="normal", objective="quadratic", batch=1, tau=0.5, obj=None
             if k == p.name
         }
     )
+    cell_options = {o.name: o.default for o in registry.OPTIONS.values()}
+    cell_options.update({"tau": float(tau), **(options or {})})
     return engine.Cell(
-        fam, fam_values, objective_, obj_values, options={"tau": float(tau)}, batch=int(batch)
+        fam, fam_values, objective_, obj_values, options=cell_options, batch=int(batch)
     )
 
 

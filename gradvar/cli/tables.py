@@ -5,6 +5,7 @@ import math
 from gradvar import io
 
 SIGNIFICANT_BIAS_Z = 5.0  # flag a bias beyond this many standard errors in sweep tables
+MANY_COORDS = 12  # more gradient coordinates than this: the console shows their aggregate
 
 
 def render(headers, rows, right=()):
@@ -86,6 +87,7 @@ def point_table(results):
         "variance [95% CI]",
         "exact var",
         "MSE",
+        "variance × f-evals",
         "estimates/s",
     ]
     rows = []
@@ -100,10 +102,64 @@ def point_table(results):
                 ci,
                 num(r.exact_var),
                 num(r.mse),
+                num(r.var_f_evals),
                 rate(r.estimates_per_s),
             ]
         )
-    return render(headers, rows, right={7})
+    return render(headers, rows, right={7, 8})
+
+
+def coordinate_count(results):
+    return results["param"].nunique()
+
+
+def aggregate(results):
+    """One row per (cell, estimator, baseline) for many coordinates: grad_var, exact_var, mse
+    and var_f_evals summed over the coordinates (NaN if any is NaN), the largest |bias_z|;
+    ``param`` says how many coordinates were summed."""
+    frame = results.assign(_cell=io.cell_index(results), _abs_z=results["bias_z"].abs())
+    keys = ["_cell", "estimator", "baseline"]
+    sums = {c: (c, lambda x: x.sum(skipna=False)) for c in ("grad_var", "exact_var", "mse")}
+    out = frame.groupby(keys, sort=False, dropna=False).agg(
+        **sums,
+        var_f_evals=("var_f_evals", lambda x: x.sum(skipna=False)),
+        bias_z=("_abs_z", lambda x: x.max(skipna=False)),
+        estimates_per_s=("estimates_per_s", "first"),
+        f_evals=("f_evals", "first"),
+        coords=("param", "size"),
+    )
+    first = frame.groupby(keys, sort=False, dropna=False).first()
+    out = first.drop(columns=list(out.columns), errors="ignore").join(out).reset_index()
+    out["param"] = [f"sum of {n} coords" for n in out["coords"]]
+    return out.drop(columns=["_cell", "_abs_z", "coords"], errors="ignore")
+
+
+def aggregate_table(agg):
+    """The point table of :func:`aggregate` rows."""
+    headers = [
+        "estimator",
+        "coords",
+        "max |bias z|",
+        "total variance",
+        "exact total var",
+        "total MSE",
+        "variance × f-evals",
+        "estimates/s",
+    ]
+    rows = [
+        [
+            io.estimator_label(r.estimator, r.baseline),
+            r.param.removeprefix("sum of ").removesuffix(" coords"),
+            num(r.bias_z, 3),
+            num(r.grad_var),
+            num(r.exact_var),
+            num(r.mse),
+            num(r.var_f_evals),
+            rate(r.estimates_per_s),
+        ]
+        for r in agg.itertuples(index=False)
+    ]
+    return render(headers, rows, right=set(range(1, 8)))
 
 
 def sweep_tables(results, swept):
@@ -119,21 +175,27 @@ def sweep_tables(results, swept):
     cells = frame.groupby("_cell", sort=True)
     keys = {cell: [_first_value(group[c]) for c in swept] for cell, group in cells}
     blocks, flagged = [], False
-    for param in dict.fromkeys(frame["param"]):
-        sub = frame[frame["param"] == param]
-        rows = []
-        for cell in sorted(keys):
-            part = sub[sub["_cell"] == cell]
-            row = [f"{v:.4g}" if not isnan(v) else "" for v in keys[cell]]
-            for label in labels:
-                hit = part[part["_label"] == label]
-                text, flag = _variance_entry(hit.iloc[0]) if len(hit) else ("", False)
-                flagged |= flag
-                row.append(text)
-            rows.append(row)
-        title = f"Variance of one estimate of d/d{param} (exact in brackets)"
-        right = set(range(len(swept) + len(labels)))
-        blocks.append(title + "\n" + render(list(swept) + labels, rows, right=right))
+    # estimators of different cost: the same grid at equal cost, variance x f-evals
+    costs = [1.0] if frame["f_evals"].nunique() <= 1 else [1.0, "f_evals"]
+    for cost in costs:
+        for param in dict.fromkeys(frame["param"]):
+            sub = frame[frame["param"] == param]
+            rows = []
+            for cell in sorted(keys):
+                part = sub[sub["_cell"] == cell]
+                row = [f"{v:.4g}" if not isnan(v) else "" for v in keys[cell]]
+                for label in labels:
+                    hit = part[part["_label"] == label]
+                    text, flag = _variance_entry(hit.iloc[0], cost) if len(hit) else ("", False)
+                    flagged |= flag
+                    row.append(text)
+                rows.append(row)
+            if cost == 1.0:
+                title = f"Variance of one estimate of d/d{param} (exact in brackets)"
+            else:
+                title = f"Variance × f-evals of d/d{param}, at equal cost (exact in brackets)"
+            right = set(range(len(swept) + len(labels)))
+            blocks.append(title + "\n" + render(list(swept) + labels, rows, right=right))
     speed = ", ".join(
         f"{label} {rate(frame[frame['_label'] == label]['estimates_per_s'].median())}"
         for label in labels
@@ -151,14 +213,25 @@ def _first_value(column):
     return values.iloc[0] if len(values) else math.nan
 
 
-def _variance_entry(r):
+def _variance_entry(r, cost=1.0):
+    """'variance [exact]' of a row, both times ``cost`` (1, or the row's ``f_evals``)."""
+    scale = r[cost] if isinstance(cost, str) else cost
     flag = not isnan(r["bias_z"]) and abs(r["bias_z"]) > SIGNIFICANT_BIAS_Z
-    exact = "" if isnan(r["exact_var"]) else f" [{num(r['exact_var'])}]"
-    return f"{num(r['grad_var'])}{exact}{'*' if flag else ''}", flag
+    exact = "" if isnan(r["exact_var"]) else f" [{num(r['exact_var'] * scale)}]"
+    return f"{num(r['grad_var'] * scale)}{exact}{'*' if flag else ''}", flag
 
 
 def results_table(results):
     """The stdout report of a compare run: heading and the point or sweep table."""
     swept = io.swept_columns(results)
+    count = coordinate_count(results)
+    if count > MANY_COORDS:
+        agg = aggregate(results)
+        body = sweep_tables(agg, swept) if swept else aggregate_table(agg)
+        note = (
+            f"\n\n{count} coordinates: the table shows their sums (variances, MSE) and the "
+            "largest |bias z|; every coordinate is in results.csv"
+        )
+        return heading(results, swept) + "\n\n" + body + note
     body = sweep_tables(results, swept) if swept else point_table(results)
     return heading(results, swept) + "\n\n" + body

@@ -282,7 +282,7 @@ register_family(
     Family(
         name="bernoulli",
         params=(Param("logit", 0.0, help="logit phi, p = sigmoid(phi)"),),
-        capabilities=frozenset({"score", "relax"}),
+        capabilities=frozenset({"score", "relax", "bits"}),
         summary="Bernoulli(sigmoid(logit)) by a logistic threshold, gradient w.r.t. the logit",
         prepare=_bernoulli_prepare,
         dim=lambda values: 1,
@@ -299,5 +299,128 @@ register_family(
         injection_exact=frozenset({"score"}),
         exact_gradient=_bernoulli_gradient,
         two_class=_bernoulli_two_class,
+    )
+)
+
+
+# --- multibernoulli with logits phi_i: D independent bits b_i = 1[phi_i + L_i > 0] ---------
+MULTIBERNOULLI_ENUM_DIM = 16  # exact moments by enumeration of the 2^D outcomes up to this D
+
+
+@kernel
+def multibernoulli_noise(fp, key, counter, state):
+    """L_i ~ Logistic(0, 1) for i < D, from counters D c + i (u_i = sigmoid(L_i) ~ U(0, 1))."""
+    d = state.shape[0]
+    base = counter * d
+    for i in range(d):
+        state[i] = logistic(key, base + i)
+
+
+@kernel
+def multibernoulli_score(fp, state, x, s):
+    """b_i = 1[phi_i + L_i > 0] ~ Bernoulli(p_i); d/dphi_i log p(b) = b_i - p_i."""
+    d = state.shape[0]
+    for i in range(d):
+        b = 1.0 if fp[i] + state[i] > 0.0 else 0.0
+        x[i] = b
+        s[i] = b - fp[d + i]
+
+
+@kernel
+def multibernoulli_path(fp, tau, state, y, h):
+    """Independent binary Concretes: y_i = sigmoid((phi_i + L_i) / tau); h_i = b_i."""
+    for i in range(state.shape[0]):
+        a = fp[i] + state[i]
+        y[i] = _sigmoid(a / tau)
+        h[i] = 1.0 if a > 0.0 else 0.0
+
+
+@kernel
+def multibernoulli_vjp(fp, tau, state, y, v, g):
+    """dy_i/dphi_i = y_i (1 - y_i) / tau (diagonal), 1 - y_i as sigmoid(-a_i / tau)."""
+    for i in range(state.shape[0]):
+        a = (fp[i] + state[i]) / tau
+        g[i] += v[i] * _sigmoid(a) * _sigmoid(-a) / tau
+
+
+def _multibernoulli_logits(values):
+    return np.atleast_1d(np.asarray(values["logits"], dtype=float))
+
+
+def _multibernoulli_prepare(values):
+    from scipy.special import expit
+
+    phi = _multibernoulli_logits(values)
+    return np.concatenate([phi, expit(phi)])
+
+
+def bit_patterns(dim):
+    """The 2^D bit vectors (rows), b_i = bit i of the row number."""
+    return (np.arange(2**dim)[:, None] >> np.arange(dim)) & 1
+
+
+def _multibernoulli_outcomes(values):
+    """Every b in {0, 1}^D (L_i = +-inf) with prod_i p_i^b_i (1 - p_i)^(1 - b_i); None (not
+    enumerated) beyond D = MULTIBERNOULLI_ENUM_DIM."""
+    from scipy.special import log_expit
+
+    phi = _multibernoulli_logits(values)
+    if len(phi) > MULTIBERNOULLI_ENUM_DIM:
+        return None
+    bits = bit_patterns(len(phi))
+    logw = np.where(bits == 1, log_expit(phi), log_expit(-phi)).sum(axis=1)
+    return np.where(bits == 1, np.inf, -np.inf), np.exp(logw)
+
+
+def _multibernoulli_gradient(values, f):
+    """dE[f]/dphi_i = p_i (1 - p_i) (E[f | b_i = 1] - E[f | b_i = 0]), f at the outcomes."""
+    from scipy.special import expit
+
+    phi = _multibernoulli_logits(values)
+    p, q = expit(phi), expit(-phi)
+    _, w = _multibernoulli_outcomes(values)
+    bits = bit_patterns(len(phi))
+    on = (w * f) @ bits / p
+    off = (w * f) @ (1 - bits) / q
+    return p * q * (on - off)
+
+
+def _multibernoulli_two_class(values):
+    """One bit: the noise is one logistic variate, b switches at L = -phi; None for D > 1."""
+    phi = _multibernoulli_logits(values)
+    if len(phi) != 1:
+        return None
+    return (lambda L: np.array([L])), -float(phi[0])
+
+
+register_family(
+    Family(
+        name="multibernoulli",
+        params=(
+            Param(
+                "logits",
+                (0.0,) * 10,
+                vector=True,
+                help="logits phi_i of the D independent bits, p_i = sigmoid(phi_i)",
+            ),
+        ),
+        capabilities=frozenset({"score", "relax", "bits"}),
+        summary="D independent Bernoulli(sigmoid(logits_i)) bits, gradient w.r.t. every logit",
+        prepare=_multibernoulli_prepare,
+        dim=lambda values: len(_multibernoulli_logits(values)),
+        coords=lambda values: [f"logits[{i}]" for i in range(len(_multibernoulli_logits(values)))],
+        noise=multibernoulli_noise,
+        score=multibernoulli_score,
+        path=multibernoulli_path,
+        vjp=multibernoulli_vjp,
+        state_size=lambda dim: dim,
+        default_objective="squared",
+        default_estimators=("sf", "sf-baseline", "arm", "disarm", "rebar", "gumbel-softmax"),
+        variable="b",
+        outcomes=_multibernoulli_outcomes,
+        injection_exact=frozenset({"score"}),
+        exact_gradient=_multibernoulli_gradient,
+        two_class=_multibernoulli_two_class,
+        enumeration_cap=2**MULTIBERNOULLI_ENUM_DIM,
     )
 )

@@ -129,3 +129,56 @@ def bernoulli_squared(x, objp, grad):
     d = x[0] - objp[0]
     grad[0] = 2.0 * d
     return d * d
+
+
+# --- multibernoulli family: f(b) = w . b and (w . b - t)^2, w_i = 1/D by default ----------
+def _mb_p(fam):
+    """(p, 1 - p) of every bit, each computed without cancellation."""
+    from scipy.special import expit
+
+    phi = np.atleast_1d(np.asarray(fam["logits"], dtype=float))
+    return expit(phi), expit(-phi)
+
+
+def _mb_squared_mean(fam, par):
+    """E[(w.b - t)^2] = sum_i w_i^2 p_i (1 - p_i) + (sum_i w_i p_i - t)^2."""
+    p, q = _mb_p(fam)
+    w = np.asarray(par["w"], dtype=float)
+    return float(w**2 @ (p * q) + (w @ p - par["t"]) ** 2)
+
+
+def _mb_squared_grad(fam, par):
+    """d/dphi_i = p_i (1 - p_i) [w_i^2 (1 - 2 p_i) + 2 w_i (sum_j w_j p_j - t)]."""
+    p, q = _mb_p(fam)
+    w = np.asarray(par["w"], dtype=float)
+    return p * q * (w**2 * (q - p) + 2.0 * w * (w @ p - par["t"]))
+
+
+def _uniform_weights(dim):
+    return np.full(dim, 1.0 / dim)
+
+
+objective(
+    "multibernoulli",
+    "linear",
+    params=(Param("w", _uniform_weights, vector=True, help="weights, default 1/D each"),),
+    summary="f(b) = w . b",
+    formula="w.b",
+    exact_mean=lambda fam, par: float(np.asarray(par["w"], dtype=float) @ _mb_p(fam)[0]),
+    exact_grad=lambda fam, par: np.asarray(par["w"], dtype=float) * np.prod(_mb_p(fam), axis=0),
+    degree=1,
+)(categorical_linear)
+
+objective(
+    "multibernoulli",
+    "squared",
+    params=(
+        Param("w", _uniform_weights, vector=True, help="weights, default 1/D each"),
+        Param("t", 0.499, help="target"),
+    ),
+    summary="f(b) = (w . b - t)^2",
+    formula="(w.b-t)^2",
+    exact_mean=_mb_squared_mean,
+    exact_grad=_mb_squared_grad,
+    degree=2,
+)(categorical_squared)

@@ -13,3 +13,12 @@ TAU = register_option(
         "Temperature of the relaxed and straight-through estimators (> 0)",
     )
 )
+
+ETA = register_option(
+    Option(
+        "eta",
+        1.0,
+        "Control-variate scale of REBAR (any real; 0 turns the control variate off)",
+        positive=False,
+    )
+)

@@ -202,7 +202,7 @@ def trajectory(
             problem.family_values(params),
             obj,
             problem.objective_values,
-            options={"tau": tau},
+            options={**{o.name: o.default for o in registry.OPTIONS.values()}, "tau": tau},
             batch=batch,
         )
         states, probs = fam.outcomes(cell.family_values)
