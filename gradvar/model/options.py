@@ -13,3 +13,12 @@ TAU = register_option(
         "Temperature of the relaxed and straight-through estimators (> 0)",
     )
 )
+
+RAO_SAMPLES = register_option(
+    Option(
+        "rao_samples",
+        10,
+        "Conditional Gumbel draws K' inside one gumbel-rao estimate (integer >= 1)",
+        integer=True,
+    )
+)
