@@ -170,7 +170,8 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
     z_k: K' draws of log pi + G given argmax = i, the sampled class (Maddison et al. 2014):
     with v ~ U(0, 1)^K and E = -log v, z_i = -log E_i, z_j = -log(E_j / pi_j + E_i); the
     kernel uses the gaps z_j - z_i = -log1p(E_j / (pi_j E_i)).  The uniforms of sample n come
-    from the estimator's own stream at counters n W + k K + j, W = K' K.
+    from the estimator's own stream at counters n W + k K + j, W = K' K.  The softmax of
+    the gaps is computed as y_j = q_j^(1 / tau) / sum, q_j = E_i / (E_j / pi_j + E_i) <= 1.
     """
     x, st_, v, s, y = work[X], work[STATE], work[V], work[S], work[H]
     tau, p = opts[TAU], g.shape[0]
@@ -178,6 +179,7 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
     k = 2 if p == 1 else p
     width = rao * k
     own = substream(key, RAO_STREAM)
+    inv_tau = 1.0 / tau
     g[:] = 0.0
     for m in range(batch):
         n = counter0 + m
@@ -195,14 +197,17 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
                 else:
                     a = -math.log1p(ej / (fp[1] * ei))
                 g[0] += _sigmoid(a / tau) * _sigmoid(-a / tau) * v[0] / (tau * rao)
-            else:
+            else:  # exp((z_j - z_i) / tau) = q^(1 / tau), q = E_i / (E_j / pi_j + E_i):
+                total = 1.0  # one pow instead of a log and an exp (libm-bound loop)
                 for j in range(p):
                     if j == i:
-                        st_[j] = 0.0
+                        y[j] = 1.0
                     else:
                         ej = -math.log(uniform(own, base + r * k + j))
-                        st_[j] = -math.log1p(ej / (fp[p + j] * ei))
-                _softmax_gaps(st_, tau, y, p)
+                        y[j] = math.pow(ei / (ej / fp[p + j] + ei), inv_tau)
+                        total += y[j]
+                for j in range(p):
+                    y[j] /= total
                 _add_jt(y, v, tau, 1.0 / rao, g, p)
     _finish(g, batch)
 
