@@ -10,7 +10,7 @@ BASELINE = "mean"
 
 SWEEP_TAU_FAMILY = "categorical"
 SWEEP_TAU_GRID = "log:0.01:10:16"
-SWEEP_TAU_ESTIMATORS = "gumbel-softmax,st-gumbel"
+SWEEP_TAU_ESTIMATORS = "gumbel-softmax,st-gumbel,gumbel-rao,st,reinmax"
 SWEEP_TAU_REFERENCES = "sf,sf-baseline"
 
 GUMBEL_MAX_TAUS = (0.1, 0.5, 1.0, 10.0)

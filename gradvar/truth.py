@@ -19,6 +19,7 @@ have exact means and variances that are one-dimensional integrals
 relaxed objective (:func:`relaxed_gradient`).
 """
 
+import functools
 import math
 
 import numpy as np
@@ -139,6 +140,10 @@ def exact(cell, est, baseline="mean"):
         return nan, nan, note
     if est.requires not in cell.family.injection_exact:
         return nan, nan, f"no exact moments for the {est.requires!r} capability on this family"
+    if est.uses_baseline and baseline and _is_loo(baseline):
+        mean, var = loo_moments(cell, rules)
+        note = "" if np.all(np.isfinite(var)) else "loo: quadrature did not converge"
+        return mean, var, note
     if est.uses_baseline and baseline and not _has_oracle(baseline):
         return nan, nan, f"baseline {baseline!r} has no fixed oracle value"
     mean, var = _injected_moments(cell, est, baseline, rules)
@@ -153,8 +158,8 @@ def _with_note(mean, var, note=None):
 
 
 def _relaxed_note(cell):
-    if cell.family.two_class is None or cell.family.two_class(cell.family_values) is None:
-        return "relaxed estimators: exact moments for two classes only"
+    if len(cell.coords) > 3 and _two_class_noise(cell) is None:
+        return "relaxed estimators: exact moments for two or three classes only"
     return "quadrature did not converge"
 
 
@@ -185,6 +190,13 @@ def _injected_moments(cell, est, baseline, rules):
             return current
         previous = current
     return nan, nan
+
+
+def _is_loo(baseline):
+    from gradvar.model import BASELINES
+    from gradvar.model.registry import LEAVE_ONE_OUT
+
+    return BASELINES[baseline].mode == LEAVE_ONE_OUT
 
 
 def _has_oracle(baseline):
@@ -266,8 +278,10 @@ def relaxed_moments(cell, est):
     nan = np.full(p, np.nan)
     noise = _two_class_noise(cell)
     tau = float(cell.tau)
-    if noise is None or est.requires != "relax" or not tau > 0:
+    if est.requires != "relax" or not tau > 0:
         return nan, nan
+    if noise is None:
+        return relaxed_conditional_moments(cell, est)
     state, switch = noise
     at = _estimate_at(cell, est, np.zeros(1 + p))
     with np.errstate(all="ignore"):
@@ -284,3 +298,205 @@ def relaxed_gradient(cell):
     from gradvar.model import ESTIMATORS
 
     return relaxed_moments(cell, ESTIMATORS["gumbel-softmax"])[0]
+
+
+# --- conditional Gumbels given the argmax: K = 2 or 3 classes by quadrature -----------------
+# Given argmax(log pi + G) = i, the perturbed log-probabilities have gaps
+# z_j - z_i = -log1p(R_j / pi_j) for j != i, where R_j = E_j / E_i for independent Exp(1)
+# variables E (the exponential race, Maddison et al. 2014): the m = K - 1 ratios have the
+# joint density m! / (1 + sum R)^(m + 1).  In t_j = log R_j the integrand is smooth on the
+# unit scale, so a tensor Gauss-Legendre rule in t, refined until two node counts agree,
+# gives every moment of an estimate that is a function of (class, gaps).
+COND_NODES = (8, 12, 16, 24)  # Gauss-Legendre nodes per panel, refined until two agree
+COND_PANEL = 1.5  # panel width in t = log R (the integrand varies on the unit scale)
+COND_WINDOW = 5.0  # ... within this distance of where it turns, twice as wide elsewhere
+COND_PRUNE = 1e-20  # nodes lighter than this fraction of the heaviest are dropped
+COND_TAIL = 27.0  # the rule covers t in [log(pi_j min(tau, 1)) - 27, 27]: the rest < 2e-12
+
+
+def _class_probs(cell):
+    """pi in the two-class view (class 0: b = 1, or the categorical's class 0) and a
+    function mapping gap rows d (n, K) to the family's noise states with those gaps."""
+    two = _two_class_noise(cell)
+    if two is not None:
+        state, switch = two
+        pi = np.array(
+            [0.5 * (1.0 - math.tanh(0.5 * switch)), 0.5 * (1.0 + math.tanh(0.5 * switch))]
+        )
+        return pi, lambda d: np.array([state(L) for L in switch + d[:, 0] - d[:, 1]])
+    states, pi = cell.family.outcomes(cell.family_values)
+    with np.errstate(divide="ignore"):
+        logits = np.log(pi)  # o up to a constant: the softmax of o + G is shift invariant
+    return pi, lambda d: d - logits
+
+
+@functools.cache
+def _panels(lo, hi, centres, nodes):
+    """Composite Gauss-Legendre nodes and weights on [lo, hi]: panels of COND_PANEL within
+    COND_WINDOW of the ``centres`` (where the integrand turns), of 2 COND_PANEL elsewhere
+    (where it is a plain exponential in t)."""
+    edges, t = [lo], lo
+    while t < hi:
+        near = min(abs(t - c) for c in centres) < COND_WINDOW
+        t = min(hi, t + (COND_PANEL if near else 2 * COND_PANEL))
+        edges.append(t)
+    x, w = np.polynomial.legendre.leggauss(nodes)
+    edges = np.array(edges)
+    half = np.diff(edges)[:, None] / 2
+    return ((edges[:-1, None] + half * (x + 1)).ravel(), (half * w).ravel())
+
+
+def _gap_rule(pi, i, tau, nodes):
+    """Gaps d (n, K) and weights (n,) of the law of z - z_i given argmax(z) = i."""
+    others = [j for j in range(len(pi)) if j != i]
+    axes = []
+    for j in others:
+        turn = math.log(pi[j] * min(tau, 1.0))  # where y turns; the density turns at 0
+        centres = (round(turn, 1), round(math.log(pi[j]), 1), 0.0)
+        t, w = _panels(float(math.floor(turn - COND_TAIL)), COND_TAIL, centres, nodes)
+        axes.append((np.exp(t), w * np.exp(t)))  # R_j = e^t, dR_j = R_j dt
+    r = [g.ravel() for g in np.meshgrid(*[a[0] for a in axes], indexing="ij")]
+    wt = functools.reduce(
+        np.multiply, [g.ravel() for g in np.meshgrid(*[a[1] for a in axes], indexing="ij")]
+    )
+    m = len(others)
+    weights = wt * (math.factorial(m) / (1.0 + sum(r)) ** (m + 1))
+    keep = weights > COND_PRUNE * weights.max()  # the far corners of the 2-D rule weigh nothing
+    d = np.zeros((int(keep.sum()), len(pi)))
+    for j, rj in zip(others, r, strict=True):
+        d[:, j] = -np.log1p(rj[keep] / pi[j])
+    return d, weights[keep]
+
+
+_CONDITIONAL = {}  # memo: the same cell's st-gumbel moments serve st-gumbel and gumbel-rao
+_CONDITIONAL_SIZE = 256
+
+
+def _cell_key(cell, est):
+    values = [(k, tuple(np.atleast_1d(v).tolist())) for k, v in cell.family_values.items()]
+    obj = [(k, tuple(np.atleast_1d(v).tolist())) for k, v in cell.objective_values.items()]
+    objective = (cell.objective.name, id(cell.objective))  # test objectives are unregistered
+    return (cell.family.name, objective, tuple(values), tuple(obj), cell.tau, est.name)
+
+
+def conditional_moments(cell, est):
+    """Memoised :func:`_conditional_moments` (keyed by the cell's values, tau and name)."""
+    key = _cell_key(cell, est)
+    if key not in _CONDITIONAL:
+        if len(_CONDITIONAL) >= _CONDITIONAL_SIZE:
+            _CONDITIONAL.clear()
+        _CONDITIONAL[key] = _conditional_moments(cell, est)
+    return _CONDITIONAL[key]
+
+
+def _conditional_moments(cell, est):
+    """Per class i: (pi_i, E[g | i], Var(g | i)) of one estimate (batch 1) of ``est``, whose
+    value depends on the class and the gaps of the perturbed logits only (``st-gumbel``,
+    ``gumbel-softmax``); None when not computable (K > 3, no convergence)."""
+    p = len(cell.coords)
+    pi, to_states = _class_probs(cell)
+    k, tau = len(pi), float(cell.tau)
+    if k not in (2, 3) or not tau > 0 or not np.all(pi > 0):
+        return None
+    aux = np.zeros(1 + p)
+    previous = None
+    for nodes in COND_NODES:
+        current = []
+        for i in range(k):
+            d, w = _gap_rule(pi, i, tau, nodes)
+            with np.errstate(all="ignore"):
+                g = estimates_on(cell, est, to_states(d), aux)
+            mean = w @ g
+            current.append((mean, w @ (g - mean) ** 2))
+        flat = np.array(current).ravel()
+        if not np.all(np.isfinite(flat)):
+            return None
+        if previous is not None and np.allclose(
+            flat, previous, rtol=QUAD_RTOL, atol=QUAD_RTOL * (1 + np.abs(flat).max())
+        ):
+            return pi, np.array([c[0] for c in current]), np.array([c[1] for c in current])
+        previous = flat
+    return None
+
+
+def _total_variance(pi, means, variances, inner=1.0):
+    """Law of total variance over the class: E[Var(g | i)] / inner + Var(E[g | i])."""
+    mean = pi @ means
+    return mean, pi @ variances / inner + pi @ (means - mean) ** 2
+
+
+def relaxed_conditional_moments(cell, est):
+    """(mean, variance) of ``gumbel-softmax`` or ``st-gumbel`` for two or three classes by
+    the conditional rule over the argmax regions; NaN otherwise."""
+    nan = np.full(len(cell.coords), np.nan)
+    found = conditional_moments(cell, est)
+    if found is None:
+        return nan, nan
+    mean, var = _total_variance(*found)
+    return mean, var / cell.batch
+
+
+def gumbel_rao_moments(cell):
+    """Exact (mean, variance, note) of ``gumbel-rao`` with K' = rao_samples: one conditional
+    draw is one ``st-gumbel`` estimate given the class, so with C_i = Var(st-gumbel | i) and
+    m_i = E[st-gumbel | i], Var = sum_i pi_i C_i / K' + sum_i pi_i (m_i - mean)^2."""
+    from gradvar.model import ESTIMATORS
+
+    p = len(cell.coords)
+    nan = np.full(p, np.nan)
+    rao = float(cell.options.get("rao_samples", math.nan))
+    found = conditional_moments(cell, ESTIMATORS["st-gumbel"])
+    if found is None or not rao >= 1:
+        return nan, nan, "gumbel-rao: exact moments for two or three classes only"
+    mean, var = _total_variance(*found, inner=rao)
+    return mean, var / cell.batch, ""
+
+
+# --- sf-baseline with the leave-one-out baseline: a U-statistic ------------------------------
+def _f_and_scores(cell, states):
+    """f and the score at the hard sample of every injected state."""
+    fam, obj = cell.family, cell.objective
+    fp, objp, p = cell.fp(), cell.objp(), len(cell.coords)
+    work = np.zeros((6, cell.width))
+    f, s = np.empty(len(states)), np.empty((len(states), p))
+    for n, st in enumerate(states):
+        work[2, : len(st)] = st
+        fam.score.py_func(fp, work[2, : len(st)], work[0], work[4])
+        f[n] = obj.kernel.py_func(work[0, : cell.dim], objp, work[3])
+        s[n] = work[4, :p]
+    return f, s
+
+
+def loo_moments(cell, rules):
+    """Exact (mean, variance) of ``sf-baseline --baseline loo`` with batch M >= 2.
+
+    The estimate is the U-statistic of the kernel h(x1, x2) = (f1 - f2)(s1 - s2) / 2, so
+    Var = 4 (M - 2) / (M (M - 1)) zeta1 + 2 / (M (M - 1)) zeta2 (Hoeffding 1948), with
+    zeta1 = Var(E[h | x1]) and zeta2 = Var(h), from pairs of outcomes or quadrature nodes.
+    """
+    p, m = len(cell.coords), cell.batch
+    nan = np.full(p, np.nan)
+    if m < 2:
+        return nan, nan
+    states_of, node_counts = rules
+    previous = None
+    for nodes in node_counts:
+        states, w = states_of(nodes)
+        f, s = _f_and_scores(cell, states)
+        ef, es, efs = w @ f, w @ s, w @ (f[:, None] * s)
+        h1 = 0.5 * (f[:, None] * s - ef * s - es * f[:, None] + efs)
+        mean = efs - ef * es
+        zeta1 = w @ (h1 - mean) ** 2
+        h = 0.5 * (f[:, None, None] - f[None, :, None]) * (s[:, None, :] - s[None, :, :])
+        zeta2 = np.einsum("a,b,abj->j", w, w, (h - mean) ** 2)
+        var = 4.0 * (m - 2) / (m * (m - 1)) * zeta1 + 2.0 / (m * (m - 1)) * zeta2
+        current = (mean, np.maximum(var, 0.0))
+        if len(node_counts) == 1:
+            return current
+        if previous is not None and all(
+            np.allclose(a, b, rtol=QUAD_RTOL, atol=QUAD_RTOL * (1 + np.abs(b).max()))
+            for a, b in zip(current, previous, strict=True)
+        ):
+            return current
+        previous = current
+    return nan, nan

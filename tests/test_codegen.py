@@ -194,6 +194,10 @@ def test_numba_without_the_private_internals_falls_back_to_the_same_numbers(tmp_
         mom = engine.simulate(cell, EST[est], _FALLBACK_N, 11, baseline, exact_grad)
         exact_var = truth.exact_moments(cell, EST[est], baseline)[1]
         ours = dict(_hexes(mom), exact_var=[float(v).hex() for v in exact_var])
+        # quadrature sums over 1e5 nodes (three-class relaxed) may differ in the last digits
+        theirs_var = [float.fromhex(v) for v in theirs.pop("exact_var")]
+        np.testing.assert_allclose(exact_var, theirs_var, rtol=1e-12)
+        ours.pop("exact_var")
         assert ours == theirs, (family, objective, est)
     assert here == codegen.Features()  # this Numba has both: the comparison was not vacuous
 

@@ -1,6 +1,7 @@
 """gradvar.sweep_tau: the temperature grid, shared noise, the bias floor, the best tau."""
 
 import numpy as np
+import pandas as pd
 import pytest
 from helpers import Z_TOL  # 5 standard errors: 5.7e-7 false alarms per check
 
@@ -19,7 +20,13 @@ def test_default_grid_has_16_log_spaced_points_from_0_01_to_10():
     swept, refs = sweeptau.plans({})
     taus = [c.tau for c in swept.cells]
     np.testing.assert_allclose(taus, np.geomspace(0.01, 10, 16))
-    assert [e.name for e in swept.estimators] == ["gumbel-softmax", "st-gumbel"]
+    assert [e.name for e in swept.estimators] == [
+        "gumbel-softmax",
+        "st-gumbel",
+        "gumbel-rao",
+        "st",
+        "reinmax",
+    ]
     assert [e.name for e in refs.estimators] == ["sf", "sf-baseline"]
     assert len(refs.cells) == 1  # the references run once, not once per tau
     assert swept.cells[0].objective.name == "squared"
@@ -28,10 +35,10 @@ def test_default_grid_has_16_log_spaced_points_from_0_01_to_10():
 
 def test_summary_has_one_row_per_tau_and_estimator_plus_the_references(small):
     results, summary = small
-    assert len(summary) == 5 * 2 + 2
+    assert len(summary) == 5 * 5 + 2
     refs = summary[summary.role == "reference"]
     assert sorted(refs.estimator) == ["sf", "sf-baseline"] and refs.tau.isna().all()
-    assert len(results) == (5 * 2 + 2) * 3  # three logits coordinates
+    assert len(results) == (5 * 5 + 2) * 3  # three logits coordinates
     for col in (
         "total_var",
         "bias_sq_norm",
@@ -69,7 +76,15 @@ def test_every_estimator_sees_the_same_noise_as_in_compare(small):
 def test_best_tau_minimises_the_mse_and_flags_the_grid_edge(small):
     _, summary = small
     best = sweeptau.best_tau(summary)
-    assert list(best.estimator) == ["gumbel-softmax", "st-gumbel", "sf", "sf-baseline"]
+    assert list(best.estimator) == [
+        "gumbel-softmax",
+        "st-gumbel",
+        "gumbel-rao",
+        "st",
+        "reinmax",
+        "sf",
+        "sf-baseline",
+    ]
     for _, row in best[best.role == "swept"].iterrows():
         rows = summary[summary.estimator == row.estimator]
         assert row.mse == rows.mse.min() and row.tau == rows.loc[rows.mse.idxmin(), "tau"]
@@ -151,7 +166,7 @@ def test_command_writes_the_folder_and_prints_the_best_tau(cli, tmp_path):
     from gradvar import io
 
     summary = io.read_csv(out / "summary.csv")
-    assert len(summary) == 4 * 2 + 2
+    assert len(summary) == 4 * 5 + 2
     for col in (
         "tau",
         "total_var",
@@ -172,7 +187,7 @@ def test_command_writes_the_folder_and_prints_the_best_tau(cli, tmp_path):
     meta = json.loads((out / "meta.json").read_text())
     exp = meta["experiment"]
     assert exp["command"] == "sweep-tau" and len(exp["tau"]) == 4
-    assert exp["estimator"] == ["gumbel-softmax", "st-gumbel"]
+    assert exp["estimator"] == ["gumbel-softmax", "st-gumbel", "gumbel-rao", "st", "reinmax"]
     assert exp["reference"] == ["sf", "sf-baseline"] and exp["logits"] == [2.0, 0.5, 0.1]
     assert exp["set"] == {"w": [1.0, 2.0, 3.0], "t": 0.499}
 
@@ -208,7 +223,13 @@ def test_command_is_reproducible_and_runs_from_its_meta(cli, tmp_path):
         for d in "abc"
     ]
     assert frames[0].equals(frames[1]) and frames[0].equals(frames[2])
-    assert list(frames[0].estimator.unique()) == ["gumbel-softmax", "st-gumbel"]
+    assert list(frames[0].estimator.unique()) == [
+        "gumbel-softmax",
+        "st-gumbel",
+        "gumbel-rao",
+        "st",
+        "reinmax",
+    ]
     assert (frames[0].t == 0.4).all()
 
 
@@ -226,3 +247,33 @@ def test_command_bad_input_exits_2_and_writes_nothing(cli, tmp_path, args, messa
     result = cli("sweep-tau", *args, "--out", tmp_path / "x")
     assert result.exit_code == 2 and message in result.output
     assert not (tmp_path / "x").exists()
+
+
+def test_fitted_best_tau_recovers_a_parabola_vertex():
+    """log MSE = (log tau - log 0.7)^2 + 1 on a log grid: the vertex is tau = 0.7 exactly,
+    inside an interval that shrinks with the standard errors."""
+    taus = np.geomspace(0.1, 5, 9)
+    mse = np.exp((np.log(taus) - np.log(0.7)) ** 2 + 1)
+    for rel in (0.01, 0.1):
+        group = pd.DataFrame({"tau": taus, "mse": mse, "mse_ci_high": mse * (1 + 1.96 * rel)})
+        i = int(np.argmin(mse))
+        best, low, high = sweeptau.fitted_best_tau(group, i)
+        assert best == pytest.approx(0.7, rel=1e-9) and low < 0.7 < high
+        if rel == 0.01:
+            narrow = high / low
+    assert high / low > narrow
+    # a fit without a minimum (a monotone MSE) is NaN, never a grid point in disguise
+    group = pd.DataFrame({"tau": taus, "mse": taus, "mse_ci_high": 1.1 * taus})
+    assert np.isnan(sweeptau.fitted_best_tau(group, 0)[0])
+
+
+def test_best_tau_columns_are_appended(small):
+    _, summary = small
+    best = sweeptau.best_tau(summary)
+    assert list(best.columns[-3:]) == ["best_tau", "best_tau_low", "best_tau_high"]
+    swept = best[best.role == "swept"]
+    inside = swept.dropna(subset=["best_tau_low"])
+    assert (
+        (inside.best_tau_low <= inside.best_tau) & (inside.best_tau <= inside.best_tau_high)
+    ).all()
+    assert best[best.role == "reference"].best_tau.isna().all()

@@ -7,6 +7,7 @@ Importing this package (or anything in it) fills the registries of
 from gradvar.model import (  # noqa: F401
     baselines,
     bernoulli,
+    categorical,
     estimators,
     families,
     objectives,

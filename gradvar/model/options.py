@@ -22,3 +22,12 @@ ETA = register_option(
         positive=False,
     )
 )
+
+RAO_SAMPLES = register_option(
+    Option(
+        "rao_samples",
+        10,
+        "Conditional Gumbel draws K' inside one gumbel-rao estimate (integer >= 1)",
+        integer=True,
+    )
+)

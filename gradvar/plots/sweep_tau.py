@@ -3,7 +3,9 @@
 ``bias_variance_mse_vs_tau.png`` (and ``.svg``): three log-log panels against tau, the squared
 bias, the total variance and the MSE of each relaxed estimator with 95% bands; the estimators
 without a temperature (references) as horizontal lines; the best tau of each estimator starred,
-and flagged when it sits at the edge of the grid (the optimum may then lie outside it).
+and flagged when it sits at the edge of the grid (the optimum may then lie outside it); the
+fitted best tau (the vertex of a parabola in log MSE against log tau, ``best_tau`` in
+``best_tau.csv``) as a horizontal 95% error bar through the star.
 
 Squared bias on log axes: the raw estimate ||mean - exact||^2 carries an upward bias of
 total_var / n, which at small tau (variance ~ 1/tau) can exceed the true squared bias and
@@ -135,6 +137,23 @@ def _swept(axes, g, best, scales):
     for ax in axes:
         ax.axvline(b["tau"], color=c, ls="--", lw=0.8, alpha=0.6)
     text = f"best tau {label}: {b['tau']:.3g}" + (" (grid edge)" if edge else "")
+    fitted = float(b.get("best_tau", math.nan))
+    if math.isfinite(fitted):
+        low, high = float(b.get("best_tau_low", math.nan)), float(b.get("best_tau_high", math.nan))
+        if math.isfinite(low) and math.isfinite(high):  # the fitted vertex and its 95% interval
+            axes[2].errorbar(
+                [fitted],
+                [b["mse"]],
+                xerr=[[fitted - low], [high - fitted]],
+                fmt="none",
+                ecolor=c,
+                elinewidth=1.4,
+                capsize=4,
+                zorder=6,
+            )
+            text += f"; fitted {fitted:.3g} [{low:.3g}, {high:.3g}]"
+        else:
+            text += f"; fitted {fitted:.3g}"
     if edge:
         _edge_mark(axes[2], b["tau"], b["mse"], tau, c)
     star = Line2D([], [], ls="", marker="*", color=c, ms=12, mec="black", mew=0.6, label=text)

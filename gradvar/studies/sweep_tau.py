@@ -14,12 +14,13 @@ raw estimate's jackknife interval shifted by the floor.  The plot shows the debi
 estimate and the floor: below the floor the bias is not resolved by n samples.
 """
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 
-from gradvar import defaults, spec
+from gradvar import defaults, spec, stats
 from gradvar.model import registry
 from gradvar.studies import compare as api
 from gradvar.studies.base import Study, from_keywords, set_threads
@@ -36,7 +37,11 @@ BEST_COLUMNS = [
     "mse_ci_low",
     "mse_ci_high",
     "at_grid_edge",
+    "best_tau",
+    "best_tau_low",
+    "best_tau_high",
 ]
+FIT_POINTS = 2  # grid points each side of the grid minimum in the parabola fit
 
 
 def _references(value):
@@ -220,7 +225,7 @@ def best_tau(summary):
     the true optimum may lie outside the grid.
     """
     rows = []
-    for _, group in summary.groupby("estimator", sort=False):
+    for _, group in summary.groupby(["estimator", "baseline"], sort=False, dropna=False):
         group = group.sort_values("tau")
         finite = group[np.isfinite(group["mse"])]
         if finite.empty:
@@ -235,6 +240,47 @@ def best_tau(summary):
                 and len(group) > 1
                 and row["tau"] in (group["tau"].iloc[0], group["tau"].iloc[-1])
             )
+            if swept:
+                row["best_tau"], row["best_tau_low"], row["best_tau_high"] = fitted_best_tau(
+                    finite, i
+                )
         rows.append(row)
     best = pd.DataFrame(rows).reset_index(drop=True)
+    for name in ("best_tau", "best_tau_low", "best_tau_high"):
+        if name not in best:
+            best[name] = np.nan
     return best[BEST_COLUMNS]
+
+
+def fitted_best_tau(group, i):
+    """(tau*, low, high): the vertex of a parabola fitted to log MSE against log tau on the
+    grid points within FIT_POINTS of the grid minimum ``i`` (rows of ``group`` sorted by tau),
+    weighted by the jackknife standard errors of the MSE (from ``mse_ci_high``, the
+    interval over the engine's groups), with a 95% interval by the delta method.
+
+    NaN (all three) when fewer than three points are around the minimum, or the fit has no
+    minimum; the interval is NaN when the vertex falls outside the fitted points.
+    """
+    nan = (np.nan, np.nan, np.nan)
+    lo, hi = max(0, i - FIT_POINTS), min(len(group), i + FIT_POINTS + 1)
+    part = group.iloc[lo:hi]
+    mse = part["mse"].to_numpy(dtype=float)
+    if len(part) < 3 or not np.all(mse > 0):
+        return nan
+    x = np.log(part["tau"].to_numpy(dtype=float))
+    half = part["mse_ci_high"].to_numpy(dtype=float) - mse
+    se = half / (stats.Z * mse)  # of log MSE (delta method)
+    if not np.all(np.isfinite(se) & (se > 0)):
+        return nan
+    design = np.stack([np.ones_like(x), x, x * x], 1) / se[:, None]
+    coef, *_ = np.linalg.lstsq(design, np.log(mse) / se, rcond=None)
+    _, b, c = coef
+    if not c > 0:
+        return nan
+    vertex = -b / (2 * c)
+    cov = np.linalg.pinv(design.T @ design)
+    grad = np.array([0.0, -1 / (2 * c), b / (2 * c * c)])
+    width = stats.Z * math.sqrt(max(grad @ cov @ grad, 0.0))
+    if not x[0] <= vertex <= x[-1]:
+        return math.exp(vertex), np.nan, np.nan
+    return math.exp(vertex), math.exp(vertex - width), math.exp(vertex + width)
