@@ -288,6 +288,8 @@ def _combinations():
         for name, est in registry.ESTIMATORS.items():
             if not registry.applicable(est, fam):
                 continue
+            if est.needs_derivatives > registry.OBJECTIVES[(family, objective)].derivatives:
+                continue  # refused by spec.plan
             for baseline in registry.BASELINES if est.uses_baseline else ("mean",):
                 tag = f"-{baseline}" if est.uses_baseline else ""
                 yield pytest.param(

@@ -8,6 +8,7 @@ from gradvar.model import (  # noqa: F401
     baselines,
     estimators,
     families,
+    gaussian,
     objectives,
     options,  # noqa: F401  (registers first: kernels use its indices)
 )
