@@ -331,3 +331,114 @@ def test_oscillating_cosine_has_exact_var_for_every_estimator():
                 np.testing.assert_allclose(var, closed[name], rtol=1e-9)
             if name == "mvd-coupled":
                 assert var[1] == pytest.approx(_mvd_coupled_sigma_var(), rel=1e-8)
+
+
+# --- held-out style: scipy quadrature of each formula at scattered points (slow) ------------
+def _quad(g, lo=-14.0, hi=14.0, pdf=None):
+    pdf = pdf or (lambda t: math.exp(-t * t / 2) / math.sqrt(2 * math.pi))
+    return integrate.quad(lambda t: g(t) * pdf(t), lo, hi, limit=4000, epsabs=1e-8, epsrel=1e-10)[0]
+
+
+def _rayleigh(t):
+    return t * math.exp(-t * t / 2)
+
+
+def _maxwell(t):
+    return t * t * math.exp(-t * t / 2) / math.sqrt(2 * math.pi)
+
+
+def _uniform_mean(objective, values, m0, s, m):
+    """E_U f(m0 + s U m) and E_U f^2 in closed form (gaussian: erf; cosine: sin)."""
+    from scipy.special import erf
+
+    if abs(m) < 1e-12:
+        f = _f(objective, values)
+        return f(m0), f(m0) ** 2
+    if objective == "gaussian":
+
+        def avg(kk):
+            r = math.sqrt(kk)
+            return math.sqrt(math.pi) * (erf(r * (m0 + s * m)) - erf(r * m0)) / (2 * r * s * m)
+
+        return avg(values["k"]), avg(2 * values["k"])
+    w = values["omega"]
+    e1 = (math.sin(w * (m0 + s * m)) - math.sin(w * m0)) / (w * s * m)
+    e2 = 0.5 + (math.sin(2 * w * (m0 + s * m)) - math.sin(2 * w * m0)) / (4 * w * s * m)
+    return e1, e2
+
+
+def _f(objective, values):
+    if objective == "gaussian":
+        return lambda z: math.exp(-values["k"] * z * z)
+    return lambda z: math.cos(values["omega"] * z)
+
+
+def independent_var(objective, values, m0, s, est):
+    """Var of one estimate of ``est`` by scipy.integrate.quad of its formula (docs/math.md §7)."""
+    f = _f(objective, values)
+    fd = OBJECTIVES[("normal", objective)].derivatives_at(m0, values)
+    grad = OBJECTIVES[("normal", objective)].exact_grad({"mu": m0, "sigma": s}, values)
+    c = s * math.sqrt(2 * math.pi)
+
+    def var(g, **kw):
+        mean = _quad(g, **kw)
+        return _quad(lambda t: (g(t) - mean) ** 2, **kw)
+
+    if est == "mvd":
+        ray = dict(lo=0.0, pdf=_rayleigh)
+        vm = var(lambda t: f(m0 + s * t) / c, **ray) + var(lambda t: f(m0 - s * t) / c, **ray)
+        vs = var(lambda t: f(m0 + s * t) / s, pdf=_maxwell) + var(lambda t: f(m0 + s * t) / s)
+        return np.array([vm, vs])
+    if est == "mvd-coupled":
+        vm = var(lambda t: (f(m0 + s * t) - f(m0 - s * t)) / c, lo=0.0, pdf=_rayleigh)
+
+        def second(m):
+            e1, e2 = _uniform_mean(objective, values, m0, s, m)
+            top = f(m0 + s * m)
+            return (top * top - 2 * top * e1 + e2) / (s * s)
+
+        return np.array([vm, _quad(second, pdf=_maxwell) - grad[1] ** 2])
+
+    def cv(z):
+        return fd[0] + fd[1] * (z - m0) + fd[2] * (z - m0) ** 2 / 2
+
+    def fprime(z):
+        return OBJECTIVES[("normal", objective)].derivatives_at(z, values)[1]
+
+    if est == "sf-delta":
+        gm = lambda e: (f(m0 + s * e) - cv(m0 + s * e)) * e / s - fd[3] * s * s * e * e / 2  # noqa: E731
+        gs = lambda e: (f(m0 + s * e) - cv(m0 + s * e)) * (e * e - 1) / s  # noqa: E731
+    else:
+        gm = lambda e: fprime(m0 + s * e) - fd[2] * s * e - fd[3] * s * s * (e * e - 1) / 2  # noqa: E731
+        gs = lambda e: (fprime(m0 + s * e) - fd[1] - fd[2] * s * e) * e  # noqa: E731
+    return np.array([var(gm), var(gs)])
+
+
+HELD_OUT = [
+    ("gaussian", {"k": 0.3}, -1.1, 0.7),
+    ("gaussian", {"k": 3.0}, 0.4, 1.9),
+    ("gaussian", {"k": 1.0}, 2.5, 0.4),
+    ("cosine", {"omega": 2.0}, 0.3, 1.2),
+    ("cosine", {"omega": 7.5}, -0.6, 2.0),
+    ("cosine", {"omega": 10.0}, 1.0, 1.5),
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective,values,m0,s", HELD_OUT)
+@pytest.mark.parametrize("est", NEW)
+def test_exact_var_matches_independent_quadrature(est, objective, values, m0, s):
+    cell = make_cell("normal", objective, mu=m0, sigma=s, **values)
+    _, var, note = truth.exact(cell, ESTIMATORS[est])
+    assert note == ""
+    np.testing.assert_allclose(var, independent_var(objective, values, m0, s, est), rtol=1e-7)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("objective,values,m0,s", HELD_OUT[:5])
+@pytest.mark.parametrize("est", NEW)
+def test_monte_carlo_matches_exact_at_scattered_points(est, objective, values, m0, s):
+    cell = make_cell("normal", objective, mu=m0, sigma=s, **values)
+    run = simulate(cell, est, 2_000_000, seed=57)
+    check_mean(run)
+    check_variance(run, powered=True)
