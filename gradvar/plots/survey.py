@@ -9,6 +9,7 @@ log axis; the panel says so in words instead.
 """
 
 import json
+import math
 from pathlib import Path
 
 import numpy as np
@@ -35,7 +36,23 @@ def _formula(frame):
     return f"f(z) = {obj.formula}" if obj is not None else str(objective)
 
 
+def _marker(estimator):
+    """One marker per estimator family, so that near colours stay apart: circles for the score
+    function and pathwise estimators, triangles for the measure-valued, squares for the delta
+    method's."""
+    if estimator.startswith("mvd"):
+        return "^"
+    return "s" if estimator.endswith("-delta") else "o"
+
+
+def _two_and_five(value, _):
+    mantissa = round(value / 10 ** math.floor(math.log10(value) + 1e-9), 6)
+    return f"{value:g}" if mantissa in (2.0, 5.0) else ""
+
+
 def _panel(ax, frame, param, xcol):
+    from matplotlib.ticker import FuncFormatter
+
     rows = frame[frame["param"] == param]
     scale = common.largest(rows["grad_var"], rows["exact_var"])
     zero = []
@@ -51,11 +68,22 @@ def _panel(ax, frame, param, xcol):
         low = np.clip(var - group["var_ci_low"].to_numpy(float), 0, None)
         high = np.clip(group["var_ci_high"].to_numpy(float) - var, 0, None)
         ax.errorbar(
-            x, var, yerr=[low, high], fmt="o", ms=3.5, color=colour, capsize=2, lw=1, label=text
+            x,
+            var,
+            yerr=[low, high],
+            fmt=_marker(est),
+            ms=4,
+            color=colour,
+            capsize=2,
+            lw=1,
+            label=text,
         )
         ax.plot(x, exact, "--", color=colour, lw=1.1, label="_exact")
     ax.set_yscale("log")
     common.log_y(ax)
+    if common.wants_log_x(rows[xcol]):  # the paper's Figure 3 sweeps k on a log grid
+        common.log_x(ax)
+        ax.xaxis.set_minor_formatter(FuncFormatter(_two_and_five))
     ax.set_xlabel(xcol)
     if zero:
         ax.text(
