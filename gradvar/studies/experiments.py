@@ -134,8 +134,17 @@ def _runs(path, data):
 
 
 def load(path, out=None):
-    """Read and fully validate one experiment file (keys and values): a list of one
-    :class:`Experiment`, or one per run of a multi-run file; SpecError names the file."""
+    """Read and fully validate one single-run experiment file (keys and values); SpecError
+    names the file.  Multi-run files: :func:`load_runs`."""
+    exps = load_runs(path, out)
+    if exps[0].group is not None:
+        raise SpecError(f"{path} holds [[run]] tables: load them with load_runs")
+    return exps[0]
+
+
+def load_runs(path, out=None):
+    """Read and fully validate one experiment file: a list of one :class:`Experiment`, or
+    of one per run of a multi-run file; SpecError names the file."""
     data = read(path)
     target = Path(out) if out is not None else default_target(path)
     if "run" not in data:
@@ -149,7 +158,7 @@ def load_all(paths, out=None):
     """Every file read and validated before any runs (the runs of multi-run files in order)."""
     if out is not None and len(paths) > 1:
         raise SpecError("--out needs exactly one FILE")
-    return [exp for p in paths for exp in load(p, out)]
+    return [exp for p in paths for exp in load_runs(p, out)]
 
 
 def finish(group):
