@@ -442,3 +442,17 @@ def test_monte_carlo_matches_exact_at_scattered_points(est, objective, values, m
     run = simulate(cell, est, 2_000_000, seed=57)
     check_mean(run)
     check_variance(run, powered=True)
+
+
+def test_unconverged_quadrature_is_nan_with_a_note(monkeypatch):
+    """With rules too coarse for cos(10 z) at sigma = 1.5 every level disagrees: NaN, not a
+    number, and the note says why."""
+    from gradvar import truth_normal
+
+    monkeypatch.setattr(truth_normal, "LEVELS", (2, 3, 4))
+    monkeypatch.setattr(truth_normal, "INNER_NODES", (2, 3, 4))
+    cell = make_cell("normal", "cosine", mu=MU, sigma=SIGMA, omega=OMEGA)
+    for name in ("sf", "reparam", "mvd", "mvd-coupled", "sf-delta"):
+        mean, var, note = truth.exact(cell, ESTIMATORS[name])
+        assert np.all(np.isnan(mean)) and np.all(np.isnan(var)), name
+        assert note == "quadrature did not converge", (name, note)
