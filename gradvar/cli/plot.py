@@ -29,6 +29,14 @@ def plot_command(folders, quiet):
       gradvar plot results/shift
     """
     for folder in folders:
+        if (folder / "runs.json").is_file():  # a multi-run folder (gradvar run, [[run]] tables)
+            with common.running_errors():
+                from gradvar import plots
+
+                names = plots.draw_group(folder)
+            if not quiet:
+                common.echo_files(folder, names)
+            continue
         with common.usage_errors():
             command = check(folder)
         with common.running_errors():

@@ -17,6 +17,7 @@ EXAMPLES = """
 \b
 Examples:
   gradvar run experiments/mean_shift.toml
+  gradvar run experiments/survey_figure2.toml
   gradvar run --all
   gradvar run results/compare-20261122-101500/meta.json --out results/rerun
 """
@@ -42,7 +43,9 @@ def run_command(files, run_all, out, quiet, resume):
     """Run declarative experiments: each FILE writes results/<file stem>/.
 
     A FILE is a TOML experiment (a `command` key and the command's options by name) or a
-    results folder's meta.json, whose `experiment` object is valid input.  Every file is
+    results folder's meta.json, whose `experiment` object is valid input.  A TOML file with
+    `[[run]]` tables holds several runs (each with a `name`; keys outside the tables are
+    shared) drawn into one `figure`: run NAME writes results/<file stem>/NAME/.  Every file is
     checked (keys and values) before any runs.  An existing results folder is replaced,
     but only once the new one is complete.
     """
@@ -66,7 +69,12 @@ def run_command(files, run_all, out, quiet, resume):
             module.execute(dict(exp.data), out=exp.target, force=True, quiet=quiet, resume=resume)
         except click.UsageError as err:
             raise click.UsageError(f"{exp.path}: {err.message}") from None
-        timings.append((exp.path, time.perf_counter() - t0))
+        if exp.group is not None and exp.target.name == exp.group.names[-1]:
+            with common.running_errors():
+                names = experiments.finish(exp.group)
+            if not quiet:
+                common.echo_files(exp.group.target, names)
+        timings.append((exp.target, time.perf_counter() - t0))
     if len(timings) > 1:
         click.echo("\nTime per experiment:")
         for path, seconds in timings:

@@ -10,6 +10,7 @@ from gradvar.model import (  # noqa: F401
     categorical,
     estimators,
     families,
+    gaussian,
     objectives,
     options,  # noqa: F401  (registers first: kernels use its indices)
 )

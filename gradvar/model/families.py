@@ -75,7 +75,7 @@ register_family(
             Param("mu", 1.0, help="mean"),
             Param("sigma", 1.0, positive=True, help="standard deviation"),
         ),
-        capabilities=frozenset({"score", "reparam"}),
+        capabilities=frozenset({"score", "reparam", "weak"}),  # weak: measure-valued derivative
         summary="N(mu, sigma^2), gradient w.r.t. (mu, sigma)",
         prepare=_normal_prepare,
         dim=lambda values: 1,

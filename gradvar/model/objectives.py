@@ -18,6 +18,62 @@ def _weights(dim):
 
 
 # --- normal family: gradient w.r.t. (mu, sigma); d = mu - k -------------------------------
+# derivatives_at(z, values) -> [f, f', f'', f^(3)] at z (a float or an array), in NumPy: the
+# delta-method estimators expand f around mu, the exact MVD moments integrate f.
+# exact_moments: the Normal ground truth where the family's Gauss-Hermite rule does not
+# converge (oscillating f, large omega sigma), see gradvar.truth_normal.
+def _normal_exact(cell, est, baseline):
+    from gradvar import truth_normal
+
+    return truth_normal.injected_moments(cell, est, baseline)
+
+
+def _constant(z, value):
+    return np.full(np.shape(z), float(value))
+
+
+def _linear_at(z, p):
+    a = p["a"]
+    return [a * np.asarray(z, dtype=float), _constant(z, a), _constant(z, 0.0), _constant(z, 0.0)]
+
+
+def _quadratic_at(z, p):
+    d = np.asarray(z, dtype=float) - p["k"]
+    return [d * d, 2.0 * d, _constant(z, 2.0), _constant(z, 0.0)]
+
+
+def _cosine_at(z, p):
+    w, z = p["omega"], np.asarray(z, dtype=float)
+    c, s = np.cos(w * z), np.sin(w * z)
+    return [c, -w * s, -w * w * c, w**3 * s]
+
+
+def _gaussian_at(z, p):
+    k, z = p["k"], np.asarray(z, dtype=float)
+    f = np.exp(-k * z * z)
+    d2 = (4.0 * k * k * z * z - 2.0 * k) * f
+    return [f, -2.0 * k * z * f, d2, (12.0 * k * k - 8.0 * k**3 * z * z) * z * f]
+
+
+def _gaussian_closed(fam, p):
+    """(E f, s_k) with s_k = 1 + 2 k sigma^2: E f = s_k^(-1/2) exp(-k mu^2 / s_k)."""
+    k, mu, sigma = p["k"], fam["mu"], fam["sigma"]
+    s = 1.0 + 2.0 * k * sigma * sigma
+    return math.exp(-k * mu * mu / s) / math.sqrt(s), s
+
+
+def _gaussian_grad(fam, p):
+    """d/dmu E f = -2 k mu E f / s_k;
+    d/dsigma E f = (4 k^2 sigma mu^2 / s_k^2 - 2 k sigma / s_k) E f."""
+    k, mu, sigma = p["k"], fam["mu"], fam["sigma"]
+    mean, s = _gaussian_closed(fam, p)
+    dsigma = 4.0 * k * k * sigma * mu * mu / (s * s) - 2.0 * k * sigma / s
+    return mean * np.array([-2.0 * k * mu / s, dsigma])
+
+
+_NORMAL = dict(derivatives=3, exact_moments=_normal_exact)
+
+
 def _cos_closed(fam, p):
     w, mu, s = p["omega"], fam["mu"], fam["sigma"]
     damp = math.exp(-0.5 * w * w * s * s)
@@ -32,6 +88,9 @@ def _cos_closed(fam, p):
     formula="a*z",
     exact_mean=lambda fam, p: p["a"] * fam["mu"],
     exact_grad=lambda fam, p: np.array([p["a"], 0.0]),
+    degree=1,
+    derivatives_at=_linear_at,
+    **_NORMAL,
 )
 @kernel
 def normal_linear(x, objp, grad):
@@ -48,6 +107,9 @@ def normal_linear(x, objp, grad):
     formula="(z-k)^2",
     exact_mean=lambda fam, p: (fam["mu"] - p["k"]) ** 2 + fam["sigma"] ** 2,
     exact_grad=lambda fam, p: np.array([2.0 * (fam["mu"] - p["k"]), 2.0 * fam["sigma"]]),
+    degree=2,
+    derivatives_at=_quadratic_at,
+    **_NORMAL,
 )
 @kernel
 def normal_quadratic(x, objp, grad):
@@ -67,12 +129,33 @@ def normal_quadratic(x, objp, grad):
     exact_grad=lambda fam, p: (
         lambda d, w, mu, s: np.array([-w * math.sin(w * mu) * d, -w * w * s * math.cos(w * mu) * d])
     )(*_cos_closed(fam, p)),
+    derivatives_at=_cosine_at,
+    **_NORMAL,
 )
 @kernel
 def normal_cosine(x, objp, grad):
     """f = cos(omega z), f' = -omega sin(omega z)."""
     grad[0] = -objp[0] * math.sin(objp[0] * x[0])
     return math.cos(objp[0] * x[0])
+
+
+@objective(
+    "normal",
+    "gaussian",
+    params=(Param("k", 1.0, positive=True, help="width parameter"),),
+    summary="f(z) = exp(-k z^2)",
+    formula="exp(-k*z^2)",
+    exact_mean=lambda fam, p: _gaussian_closed(fam, p)[0],
+    exact_grad=_gaussian_grad,
+    derivatives_at=_gaussian_at,
+    **_NORMAL,
+)
+@kernel
+def normal_gaussian(x, objp, grad):
+    """f = exp(-k z^2), f' = -2 k z f."""
+    f = math.exp(-objp[0] * x[0] * x[0])
+    grad[0] = -2.0 * objp[0] * x[0] * f
+    return f
 
 
 # --- categorical family: f on the simplex (one-hot samples or relaxed y) ------------------

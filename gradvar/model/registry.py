@@ -152,7 +152,9 @@ class Objective:
     f', ``derivatives_at(z, values)`` returns [f, f', ..., f^(derivatives)] at a point, in
     NumPy, for estimators that expand f around a point), ``degree`` (polynomial degree,
     None if not a polynomial), ``jumps`` (f may be discontinuous, so pathwise estimators may
-    be biased), ``relaxed`` (defined on relaxed samples too).
+    be biased), ``relaxed`` (defined on relaxed samples too).  ``exact_moments(cell, est,
+    baseline)``: ground truth where the family's quadrature rule does not converge (None
+    where it has none either).
     """
 
     family: str
@@ -168,6 +170,7 @@ class Objective:
     jumps: bool = False
     relaxed: bool = True
     derivatives_at: Callable | None = None  # (z, values) -> [f, f', ..., f^(derivatives)]
+    exact_moments: Callable | None = None  # (cell, est, baseline) -> (mean, var[, note]) or None
 
     def pack(self, values, dim):
         parts = [np.atleast_1d(np.asarray(values[p.name], dtype=float)) for p in self.params]

@@ -12,7 +12,7 @@ Shared pieces (figure creation, saving, one colour per estimator, log axes, labe
 from pathlib import Path
 
 from gradvar import io
-from gradvar.plots import compare, gumbel_max, pick_one, sweep_tau, train
+from gradvar.plots import compare, gumbel_max, pick_one, survey, sweep_tau, train
 
 PLOTTERS = {
     "compare": compare,
@@ -21,6 +21,9 @@ PLOTTERS = {
     "gumbel-max": gumbel_max,
     "train": train,
 }
+
+# Figures of multi-run folders (a runs.json naming the figure and the runs' sub-folders)
+GROUP_PLOTTERS = {"survey": survey}
 
 
 def command_of(folder):
@@ -57,3 +60,16 @@ def draw_command(command, folder):
 def draw(folder):
     """Redraw the figures of the results folder ``folder``; returns the file names."""
     return draw_command(command_of(folder), folder)
+
+
+def draw_group(folder):
+    """Redraw a multi-run folder: every run's own figures, then the figure drawn from all of
+    them; returns the file names (the runs' prefixed by their sub-folder)."""
+    import json
+
+    with open(Path(folder) / "runs.json", encoding="utf-8") as fh:
+        manifest = json.load(fh)
+    names = []
+    for run in manifest["runs"]:
+        names += [f"{run}/{name}" for name in draw(Path(folder) / run)]
+    return names + GROUP_PLOTTERS[manifest["figure"]].draw(folder)
