@@ -321,6 +321,20 @@ def experiment_of(command, options, sets=None, params=None):
 
 
 # --- running a study ---------------------------------------------------------------------------
+def jump_notes(spec):
+    """A note when the objective may jump and a pathwise estimator runs: it may be biased."""
+    plan = getattr(spec, "plan", None)
+    if plan is None or not plan.objective.jumps:
+        return []
+    pathwise = [e.name for e in plan.estimators if e.requires in ("reparam", "relax")]
+    if not pathwise:
+        return []
+    return [
+        f"note: f = {plan.objective.name} may jump (a comparison or a discontinuous where): "
+        f"the pathwise estimators {', '.join(pathwise)} may be biased; the bias column shows it"
+    ]
+
+
 def run_study(
     command, experiment, out=None, force=False, quiet=False, resume=False, table=None, on_step=None
 ):
@@ -337,7 +351,7 @@ def run_study(
         prepared = base.prepare(st, experiment, out, force, resume, command_line())
     if on_step is not None:
         prepared.spec.on_step = on_step
-    for line in st.notes(prepared.spec):
+    for line in [*st.notes(prepared.spec), *jump_notes(prepared.spec)]:
         note(line, quiet)
     try:
         with (
