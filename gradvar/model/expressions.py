@@ -79,7 +79,7 @@ def check_indices(objective, dim):
             )
 
 
-def _vector(family):
+def is_vector(family):
     return family.min_dim > 1 or any(p.vector for p in family.params)
 
 
@@ -101,7 +101,7 @@ class _Builder:
         self.sp, self.text, self.family = sympy, text, family
         self.indices = {}
         self.var = family.variable
-        self.vector = _vector(family)
+        self.vector = is_vector(family)
         self.declared = declared
         self.params = []  # declared names in order of first use
         self.symbols = {}
@@ -377,7 +377,7 @@ def _render(family, text, expr, builder):
     pr = _printer()
     names = sorted({str(s) for s in expr.free_symbols}, key=lambda n: (n[:2], int(n[2:])))
     load = "".join(f"    {n} = {'x' if n[1] == 'v' else 'objp'}[{int(n[2:])}]\n" for n in names)
-    vector = _vector(family)
+    vector = is_vector(family)
     variables = sorted(
         (s for n, s in builder.symbols.items() if n[1] == "v"), key=lambda s: int(str(s)[2:])
     ) or [builder.symbol("_v0")]

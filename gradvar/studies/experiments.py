@@ -13,6 +13,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from gradvar import plugins
 from gradvar.spec import SpecError, suggest
 from gradvar.studies import STUDIES, base, study
 
@@ -30,8 +31,9 @@ class Experiment:
         return study(self.data["command"])
 
 
-def read(path):
-    """The experiment dict of a TOML file, a meta.json or a results folder (SpecError)."""
+def read(path, trust_plugins=False):
+    """The experiment dict of a TOML file, a meta.json or a results folder (SpecError);
+    a ``plugins`` key is loaded only when ``trust_plugins`` (see gradvar.plugins)."""
     path = Path(path)
     if path.is_dir():
         path = path / "meta.json"
@@ -56,7 +58,7 @@ def read(path):
     command = data["command"]
     if command not in STUDIES:
         raise SpecError(f"{path}: unknown command {command!r}." + suggest(str(command), STUDIES))
-    return dict(data)
+    return plugins.from_experiment(dict(data), trust_plugins, where=str(path))
 
 
 def default_target(path):
@@ -69,10 +71,10 @@ def default_target(path):
     return Path("results") / path.stem
 
 
-def load(path, out=None):
+def load(path, out=None, trust_plugins=False):
     """Read and fully validate one experiment file (keys and values); SpecError names the
     file."""
-    data = read(path)
+    data = read(path, trust_plugins)
     st = study(data["command"])
     try:
         st.check_keys(data)
@@ -82,18 +84,18 @@ def load(path, out=None):
     return Experiment(Path(path), data, Path(out) if out is not None else default_target(path))
 
 
-def load_all(paths, out=None):
+def load_all(paths, out=None, trust_plugins=False):
     """Every file read and validated before any runs."""
     if out is not None and len(paths) > 1:
         raise SpecError("--out needs exactly one FILE")
-    return [load(p, out) for p in paths]
+    return [load(p, out, trust_plugins) for p in paths]
 
 
-def run(path, out=None, resume=False, progress=None):
+def run(path, out=None, resume=False, progress=None, trust_plugins=False):
     """Python API (``gradvar.run``): run one experiment file into its results folder
     (``results/<file stem>/`` unless ``out``), replacing an existing one once the new one is
     complete; returns the folder."""
-    (exp,) = load_all([path], out)
+    (exp,) = load_all([path], out, trust_plugins)
     prepared = base.prepare(exp.study, exp.data, exp.target, force=True, resume=resume)
     base.run_into_folder(prepared, progress=progress)
     return exp.target
