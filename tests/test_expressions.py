@@ -47,6 +47,7 @@ def _cell(family, text, **values):
         ("z +", "valid"),
         ("1/0", "1/0"),
         ("10.0**400 * z", "10.0**400"),
+        ("(z - mu)**2", "family parameter"),
     ],
 )
 def test_refused_expressions_name_the_offending_part(cli, text, names):

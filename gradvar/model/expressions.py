@@ -160,6 +160,10 @@ class _Builder:
             self.fail(node, f"the {self.family.name} sample is a vector: write {name}[i]")
         if name in FUNCTIONS:
             self.fail(node, f"{name} is a function: call it")
+        if name in {p.name for p in self.family.params} or name in registry.OPTIONS:
+            self.fail(
+                node, "a family parameter or estimator option: give the objective's another name"
+            )
         if name not in self.declared:
             self.fail(
                 node,
@@ -435,7 +439,7 @@ def _build(family, text, declared):
         family=family.name,
         name=text,
         params=params,
-        summary=f"f = {text}",
+        summary="(expression)",
         formula=text,
         kernel=module.expression,
         derivatives=order,
