@@ -22,12 +22,24 @@ Hot path (per chunk, per thread): ``fill`` writes the estimates into the thread'
 buffer, then ``moments`` makes two passes over it.  Both come from the module generated
 for the (family, objective, estimator) combination by :mod:`gradvar.kernels.codegen`, which
 also owns the on-disk kernel cache.
+
+A run can also travel as a :class:`Task`: names and plain values (plus the source of any
+plugin file its entries come from), picklable, resolved in the registries of the process
+that runs it; parts of a run over whole groups of chunks :func:`merge` bit for bit.
 """
 
+import atexit
+import hashlib
+import importlib.util
 import math
+import os
+import shutil
+import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -188,17 +200,24 @@ def estimator_aux(module, cell, estimator, baseline, seed, exact_grad):
     return np.zeros(1 + len(cell.coords))
 
 
-def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progress=None):
+def simulate(
+    cell, estimator, n, seed, baseline="mean", exact_grad=None, progress=None, chunks=None
+):
     """Run n estimates of ``estimator`` in ``cell``; return their :class:`Moments`.
 
     ``exact_grad`` feeds the ``exact`` estimator; ``progress(k)`` is called with the number
-    of estimates finished since the last call.
+    of estimates finished since the last call.  ``chunks = (lo, hi)`` runs only the chunks
+    lo .. hi - 1 of the run's :func:`chunking` (the moments of the other groups are empty):
+    parts of one run that :func:`merge` combines.
     """
     p = len(cell.coords)
     module = codegen.compiled(cell.family, cell.objective, estimator, (p, cell.width))
     key = rng.stream_key(seed, rng.MAIN)
     fp, objp, opts = cell.fp(), cell.objp(), cell.opts()
     size, nchunks = chunking(n, p)
+    lo, hi = (0, nchunks) if chunks is None else (int(chunks[0]), int(chunks[1]))
+    if not 0 <= lo <= hi <= nchunks:
+        raise ValueError(f"chunks {chunks!r} are not a range of the run's {nchunks} chunks")
     groups = min(GROUPS, nchunks)
     group_of = (np.arange(nchunks) * groups // nchunks).astype(np.int64)
     group_mom = np.zeros((groups, p, 4))
@@ -207,7 +226,7 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
     block = max(1, min(BLOCK_CHUNKS, BLOCK_RECORDS // p))
     scratch = [
         (np.empty((6, cell.width)), np.empty((size, p)), np.empty((4, p)))
-        for _ in range(min(threads(), -(-nchunks // TASK_CHUNKS)))
+        for _ in range(max(1, min(threads(), -(-(hi - lo) // TASK_CHUNKS))))
     ]
     # compile (or load from the cache) outside the timed region: zero chunks, zero pilot samples
     module.run_chunks(
@@ -232,8 +251,8 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
     with np.errstate(over="ignore"):  # uint64 wrap-around is intended (pure-Python mode)
         aux = estimator_aux(module, cell, estimator, baseline, seed, exact_grad)
         head = (fp, objp, opts, aux, key, int(cell.batch), int(n), size)
-        for chunk0 in range(0, nchunks, block):
-            count = min(block, nchunks - chunk0)
+        for chunk0 in range(lo, hi, block):
+            count = min(block, hi - chunk0)
             mom = np.empty((count, p, 4))
             cnt = np.empty((count, 2), dtype=np.int64)
             run_parallel(module.run_chunks, chunk0, chunk0 + count, scratch, head, (mom, cnt))
@@ -252,6 +271,41 @@ def simulate(cell, estimator, n, seed, baseline="mean", exact_grad=None, progres
 
 def merge_chunks_total(na, a, nb, b):
     return int(moments.merge_into(int(na), a, int(nb), b))
+
+
+def group_chunks(n, p=1):
+    """The chunk range (lo, hi) of every group of a run of n estimates of P coordinates:
+    parts of a run made of whole groups :func:`merge` into the full run bit for bit."""
+    _, nchunks = chunking(n, p)
+    groups = min(GROUPS, nchunks)
+    group_of = np.arange(nchunks) * groups // nchunks
+    return [
+        (int(np.searchsorted(group_of, g)), int(np.searchsorted(group_of, g, side="right")))
+        for g in range(groups)
+    ]
+
+
+def merge(parts):
+    """The :class:`Moments` of one run from those of disjoint chunk ranges of it (``simulate``
+    with ``chunks``), given in chunk order.  Each group's moments are merged over the parts
+    in order, then the groups as ``simulate`` does: when no group is split between parts
+    (ranges from :func:`group_chunks`) the result is the full run's bit for bit; otherwise
+    it equals it up to rounding.  ``seconds`` is the sum, ``aux`` the first part's."""
+    parts = list(parts)
+    group_mom = np.zeros_like(parts[0].group_moments)
+    group_n = np.zeros_like(parts[0].group_n)
+    for part in parts:
+        for gi in range(len(group_n)):
+            group_n[gi] = merge_chunks_total(
+                group_n[gi], group_mom[gi], part.group_n[gi], part.group_moments[gi]
+            )
+    total = np.zeros(group_mom.shape[1:])
+    n_total = 0
+    for gi in range(len(group_n)):
+        n_total = merge_chunks_total(n_total, total, group_n[gi], group_mom[gi])
+    nonfinite = sum(part.nonfinite for part in parts)
+    seconds = sum(part.seconds for part in parts)
+    return Moments(int(n_total), int(nonfinite), total, group_n, group_mom, seconds, parts[0].aux)
 
 
 def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=0):
@@ -278,3 +332,185 @@ def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=
             buf,
         )
     return buf
+
+
+# --- a run as plain data: what another process (a Dask worker, ...) needs ---------------------
+def _plain(value):
+    """A parameter value as plain Python: a float, or a tuple of floats for a vector."""
+    array = np.asarray(value, dtype=float)
+    return float(array) if array.ndim == 0 else tuple(float(v) for v in array.ravel())
+
+
+def _values(plain):
+    """The inverse of :func:`_plain` over a dict: floats and float arrays, as Cells hold."""
+    return {
+        k: np.asarray(v, dtype=float) if isinstance(v, tuple) else float(v)
+        for k, v in plain.items()
+    }
+
+
+def _sha256(text):
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+_PLUGINS = {}  # sha256 -> name of the module: the plugins loaded in this process
+_PLUGIN_DIR = []  # this process's private folder for plugin sources
+_PLUGIN_LOCK = threading.Lock()
+
+
+def plugin_entry(path):
+    """``(file name, source text, sha256)`` of a plugin file, for :attr:`Task.plugins`.
+
+    A plugin is one Python file that registers families, objectives or estimators with the
+    decorators of :mod:`gradvar.model.registry` and imports only installed packages.  If this
+    process imported that file already, it counts as loaded here.  Running a task runs its
+    plugins' code: the sha256 catches a source altered or damaged on the way, it does not
+    make an untrusted task safe."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    sha = _sha256(text)
+    real = os.path.realpath(path)
+    for module in list(sys.modules.values()):
+        file = getattr(module, "__file__", None)
+        if isinstance(file, str) and os.path.realpath(file) == real:
+            _PLUGINS.setdefault(sha, module.__name__)
+    return (path.name, text, sha)
+
+
+def load_plugins(plugins):
+    """Import every plugin ``(file name, source text, sha256)`` whose hash is not loaded in
+    this process yet, from its source written to a private temporary folder; a source whose
+    sha256 does not match is refused (ValueError) before anything is imported."""
+    for name, text, sha in plugins:
+        if _sha256(text) != sha:
+            raise ValueError(
+                f"plugin {name!r}: the source does not match its sha256 {sha[:12]}...; refused"
+            )
+        stem = name[:-3] if name.endswith(".py") else ""
+        if not stem.isidentifier() or os.path.basename(name) != name:
+            raise ValueError(f"plugin {name!r}: not the file name of a Python module")
+    with _PLUGIN_LOCK:
+        for name, text, sha in plugins:
+            if sha in _PLUGINS:
+                continue
+            if not _PLUGIN_DIR:
+                _PLUGIN_DIR.append(tempfile.mkdtemp(prefix="gradvar-plugins-"))  # mode 0700
+                atexit.register(shutil.rmtree, _PLUGIN_DIR[0], True)
+            folder = os.path.join(_PLUGIN_DIR[0], sha[:16])
+            os.makedirs(folder, exist_ok=True)
+            path = os.path.join(folder, name)
+            with open(path, "w", encoding="utf-8") as fh:
+                fh.write(text)
+            module_name = f"gradvar_plugin_{name[:-3]}_{sha[:12]}"
+            spec = importlib.util.spec_from_file_location(module_name, path)
+            module = importlib.util.module_from_spec(spec)
+            sys.modules[module_name] = module
+            try:
+                spec.loader.exec_module(module)
+            except BaseException:
+                del sys.modules[module_name]
+                raise
+            _PLUGINS[sha] = module_name
+
+
+def _registered(table, key, entry, what):
+    if table.get(key) != entry:
+        raise ValueError(
+            f"{what} {key!r} is not the registered entry of that name: a Task names registry "
+            "entries, so register it in a plugin file (the decorators of "
+            "gradvar.model.registry) and pass plugins=[path]"
+        )
+
+
+@dataclass(frozen=True)
+class Task:
+    """One :func:`simulate` call as names and plain values: picklable, and runnable in any
+    process with gradvar (a worker of a cluster, a fresh interpreter).
+
+    :meth:`run` resolves the names in the registries of the process it runs in, after
+    importing the ``plugins`` not loaded there yet: ``(file name, source text, sha256)`` of
+    the Python files that register entries outside gradvar (:func:`plugin_entry`).  The
+    moments are those :func:`simulate` gives in the process that built the task, bit for
+    bit.  ``chunks = (lo, hi)`` runs part of the run; parts over whole groups
+    (:func:`group_chunks`) :func:`merge` into the full run bit for bit.
+    """
+
+    family: str
+    family_values: dict
+    objective: str
+    objective_values: dict
+    options: dict
+    batch: int
+    estimator: str
+    baseline: str | None
+    n: int
+    seed: int
+    exact_grad: tuple | None = None
+    chunks: tuple | None = None
+    plugins: tuple = ()
+
+    @classmethod
+    def from_cell(
+        cls, cell, estimator, n, seed, baseline="mean", exact_grad=None, chunks=None, plugins=()
+    ):
+        """The task of ``simulate(cell, estimator, n, seed, baseline, exact_grad, chunks=...)``;
+        ``plugins`` are the paths of the plugin files the entries come from."""
+        from gradvar.model import registry
+
+        fam, obj = cell.family.name, cell.objective.name
+        _registered(registry.FAMILIES, fam, cell.family, "family")
+        _registered(registry.OBJECTIVES, (fam, obj), cell.objective, "objective")
+        _registered(registry.ESTIMATORS, estimator.name, estimator, "estimator")
+        return cls(
+            family=fam,
+            family_values={k: _plain(v) for k, v in cell.family_values.items()},
+            objective=obj,
+            objective_values={k: _plain(v) for k, v in cell.objective_values.items()},
+            options={k: float(v) for k, v in cell.options.items()},
+            batch=int(cell.batch),
+            estimator=estimator.name,
+            baseline=baseline,
+            n=int(n),
+            seed=int(seed),
+            exact_grad=None if exact_grad is None else _plain(np.ravel(exact_grad)),
+            chunks=None if chunks is None else (int(chunks[0]), int(chunks[1])),
+            plugins=tuple(plugin_entry(path) for path in plugins),
+        )
+
+    def cell(self):
+        """The :class:`Cell`, resolved in this process's registries (plugins loaded first)."""
+        load_plugins(self.plugins)
+        from gradvar.model import registry
+
+        try:
+            family = registry.FAMILIES[self.family]
+            objective = registry.OBJECTIVES[(self.family, self.objective)]
+        except KeyError as err:
+            raise ValueError(f"not registered in this process: {err}") from None
+        return Cell(
+            family,
+            _values(self.family_values),
+            objective,
+            _values(self.objective_values),
+            dict(self.options),
+            int(self.batch),
+        )
+
+    def run(self, progress=None):
+        """Run the task here; return its :class:`Moments`."""
+        cell = self.cell()
+        from gradvar.model import registry
+
+        if self.estimator not in registry.ESTIMATORS:
+            raise ValueError(f"estimator {self.estimator!r} is not registered in this process")
+        exact = None if self.exact_grad is None else np.asarray(self.exact_grad, dtype=float)
+        return simulate(
+            cell,
+            registry.ESTIMATORS[self.estimator],
+            self.n,
+            self.seed,
+            baseline=self.baseline,
+            exact_grad=exact,
+            progress=progress,
+            chunks=self.chunks,
+        )

@@ -3,16 +3,14 @@ the public decorators of :mod:`gradvar.model.registry` (see examples/exponential
 
 A plugin is code, so it runs only when asked for: ``--plugin FILE.py`` on the command line,
 or a ``plugins = ["FILE.py"]`` key of an experiment file, which ``gradvar run`` honours only
-with ``--trust-plugins``.  A plugin is imported by content: its module is named after the
-sha256 of its bytes (``gradvar_plugin_<hash>``), so the same file is imported once and the
-kernel cache (whose digest hashes the module's file) never serves kernels of an older
-version.  A run records every plugin as ``{"path", "sha256"}`` in meta.json; a re-run from
-that record refuses a file whose hash changed.
+with ``--trust-plugins``.  A plugin is imported by content (:func:`gradvar.engine.
+load_plugins`, which :class:`gradvar.engine.Task` uses too): its module is named after the
+sha256 of its source, so the same file is imported once and the kernel cache (whose digest
+hashes the module's file) never serves kernels of an older version.  A run records every
+plugin as ``{"path", "sha256"}`` in meta.json; a re-run from that record refuses a file
+whose hash changed.
 """
 
-import hashlib
-import sys
-import types
 from pathlib import Path
 
 from gradvar.spec import SpecError
@@ -21,33 +19,30 @@ KEY = "plugins"  # the experiment key (TOML, meta.json)
 
 
 def load(path, sha256=None):
-    """Import the plugin at ``path`` (once per content); returns its record
+    """Import the plugin at ``path`` (once per content, through :func:`gradvar.engine.
+    load_plugins`, the loader of :class:`gradvar.engine.Task`); returns its record
     ``{"path": path, "sha256": hash}``.  SpecError if it cannot be read, its hash is not
     ``sha256`` (when given), or importing it fails."""
+    from gradvar import engine
+
     path = str(path)
     try:
-        data = Path(path).read_bytes()
-    except OSError as err:
-        raise SpecError(f"plugin {path}: cannot read: {err.strerror or err}") from None
-    digest = hashlib.sha256(data).hexdigest()
+        entry = engine.plugin_entry(path)
+    except (OSError, UnicodeDecodeError) as err:
+        raise SpecError(
+            f"plugin {path}: cannot read: {getattr(err, 'strerror', None) or err}"
+        ) from None
+    digest = entry[2]
     if sha256 is not None and sha256 != digest:
         raise SpecError(
             f"plugin {path} changed since the run that recorded it "
             f"(sha256 {digest[:12]}..., recorded {str(sha256)[:12]}...); "
             "run it without the recorded hash to accept the new version"
         )
-    name = f"gradvar_plugin_{digest[:16]}"
-    if name not in sys.modules:
-        module = types.ModuleType(name)
-        module.__file__ = str(Path(path).resolve())
-        sys.modules[name] = module
-        try:
-            exec(compile(data, module.__file__, "exec"), module.__dict__)
-        except Exception as err:  # the plugin's own error: bad input, named, no traceback
-            del sys.modules[name]
-            raise SpecError(
-                f"plugin {path} failed to import: {type(err).__name__}: {err}"
-            ) from None
+    try:
+        engine.load_plugins([entry])
+    except Exception as err:  # the plugin's own error: bad input, named, no traceback
+        raise SpecError(f"plugin {path} failed to import: {type(err).__name__}: {err}") from None
     return {"path": path, "sha256": digest}
 
 

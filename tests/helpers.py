@@ -18,6 +18,15 @@ it: the same checks reject them.
 Test modules import them with ``from helpers import ...`` (pytest puts ``tests/`` on
 ``sys.path``; code run in a subprocess by :func:`run_python` has it there too).  Fixtures
 live in ``conftest.py``.
+
+Two tiers
+---------
+Every generated kernel module (one per family, objective, estimator kernel and shape) costs
+1-2 s to compile on a cold cache, so a matrix over the registries grows the fast tier by
+families x objectives x estimators.  :func:`tiered` keeps the fast tier linear: the first
+case of a matrix to exercise an entry (an estimator, a family, ...) stays fast, the others
+are marked slow (``pytest -m slow`` runs them).  A newly registered entry gets its fast
+case without editing the test.
 """
 
 import math
@@ -27,6 +36,7 @@ import sys
 from dataclasses import dataclass
 
 import numpy as np
+import pytest
 
 from gradvar import engine, stats, truth
 from gradvar.model import registry
@@ -201,3 +211,30 @@ def run_python(code, env=None, timeout=300):
     )
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
+
+
+def tiered(cases, covers, ids=None):
+    """The cases of a parametrized matrix as ``pytest.param``, each marked slow unless it is
+    the first, in the given order, to cover one of the keys ``covers(*case)`` returns.
+
+    ``covers`` names what a case exercises, e.g. ``[("family", "normal"), ("estimator",
+    "sf")]``: the fast tier then holds one case per family and one per estimator (not one
+    per pair).  Put the cheapest case of each entry first (the family's default objective,
+    the shapes other fast tests compile anyway).  ``ids(*case)`` names a case.
+    """
+    seen = set()
+    params = []
+    for case in cases:
+        case = tuple(case)
+        new = set(covers(*case)) - seen
+        seen |= new
+        marks = () if new else (pytest.mark.slow,)
+        params.append(pytest.param(*case, marks=marks, id=ids(*case) if ids else None))
+    return params
+
+
+def objectives_default_first(family):
+    """The objectives of ``family`` in registry order, its default objective first."""
+    fam = registry.FAMILIES[family]
+    names = [o for f, o in registry.OBJECTIVES if f == family]
+    return sorted(names, key=lambda o: o != fam.default_objective)

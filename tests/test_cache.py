@@ -1,4 +1,5 @@
-"""A broken kernel cache never breaks a run: an unwritable or full folder, corrupt files."""
+"""A broken kernel cache never breaks a run: an unwritable or full folder, corrupt files;
+and ``gradvar cache info`` / ``gradvar cache clear``."""
 
 import errno
 import json
@@ -9,9 +10,11 @@ import sys
 
 import numpy as np
 import pytest
+from click.testing import CliRunner
 from helpers import ROOT, TESTS_DIR, make_cell
 
 from gradvar import engine
+from gradvar.cli import main
 from gradvar.kernels import codegen
 from gradvar.kernels.jit import kernel
 from gradvar.model import registry
@@ -242,3 +245,33 @@ def test_a_genuine_compile_error_is_not_mistaken_for_a_broken_cache(fresh, capsy
     with pytest.raises(TypingError):
         engine.simulate(_cell(), BAD, 10, 0)
     assert _notes(capsys) == []
+
+
+# --- gradvar cache info / clear -------------------------------------------------------------
+def test_cache_info_and_clear(fresh, capsys, expected):
+    folder = fresh.folder
+    runner = CliRunner()
+    result = runner.invoke(main, ["cache", "info"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert f"folder: {folder}" in result.output and "files:  0 (0 bytes)" in result.output
+    assert _run() == expected
+    (folder / "not-ours.txt").write_text("kept\n")
+    ours = [p for p in folder.rglob("gradvar_*") if p.is_file()]
+    size = sum(p.stat().st_size for p in ours)
+    result = runner.invoke(main, ["cache", "info"], catch_exceptions=False)
+    assert f"files:  {len(ours)} (" in result.output, result.output
+    assert len(ours) >= 3  # the module and its Numba index and data files
+    result = runner.invoke(main, ["cache", "clear"], catch_exceptions=False)
+    assert result.exit_code == 0
+    assert result.output.startswith(f"removed {len(ours)} files (")
+    assert result.output.rstrip().endswith(str(folder))
+    assert [p.name for p in folder.rglob("*") if p.is_file()] == ["not-ours.txt"]
+    assert size > 0
+
+
+def test_cache_size_text():
+    from gradvar.cli.cache import size_text
+
+    assert size_text(0) == "0 bytes" and size_text(999) == "999 bytes"
+    assert size_text(114_600) == "114.6 kB" and size_text(7_400_000) == "7.4 MB"
+    assert size_text(3 * 10**12) == "3000.0 GB"

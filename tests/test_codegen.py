@@ -1,8 +1,11 @@
 """The generated kernel modules: the template lints clean, the digest covers every kernel
-source, and a Numba without the private internals falls back to the exact same numbers."""
+source, a Numba without the private internals falls back to the exact same numbers, and a
+run packed as an engine Task gives the same numbers in a fresh process."""
 
+import hashlib
 import importlib.util
 import json
+import pickle
 import re
 import shutil
 import subprocess
@@ -193,3 +196,132 @@ def test_numba_without_the_private_internals_falls_back_to_the_same_numbers(tmp_
         ours = dict(_hexes(mom), exact_var=[float(v).hex() for v in exact_var])
         assert ours == theirs, (family, objective, est)
     assert here == codegen.Features()  # this Numba has both: the comparison was not vacuous
+
+
+# --- engine.Task: a run as plain data ----------------------------------------------------------
+_TASK_SCRIPT = """
+import json, pickle
+from test_codegen import _hexes
+tasks = pickle.loads(bytes.fromhex({blob!r}))
+print(json.dumps([_hexes(task.run()) for task in tasks]))
+"""
+
+
+def _run_tasks_elsewhere(tasks, env=None):
+    blob = pickle.dumps(tasks).hex()
+    return json.loads(run_python(_TASK_SCRIPT.format(blob=blob), env=env).splitlines()[-1])
+
+
+def test_pickled_task_in_a_fresh_process_gives_the_moments_of_simulate():
+    cases = [
+        (make_cell("normal", "quadratic", mu=0.7, sigma=1.6), "sf-baseline", "optimal"),
+        (make_cell("categorical", "squared", tau=0.3, logits=[0.5, -0.5, 0.3]), "st-gumbel", None),
+        (make_cell("bernoulli", "squared", batch=2, logit=1.0), "sf-baseline", "loo"),
+        (make_cell("normal", "cosine", mu=0.2), "exact", None),
+    ]
+    tasks, here = [], []
+    for cell, est, baseline in cases:
+        exact_grad = truth.exact_gradient(cell)
+        tasks.append(engine.Task.from_cell(cell, EST[est], 30_001, 5, baseline, exact_grad))
+        here.append(_hexes(engine.simulate(cell, EST[est], 30_001, 5, baseline, exact_grad)))
+    task = tasks[0]
+    assert task.family == "normal" and task.estimator == "sf-baseline" and task.n == 30_001
+    assert isinstance(task.family_values["mu"], float)
+    assert tasks[1].family_values["logits"] == (0.5, -0.5, 0.3)  # plain values, no arrays
+    assert pickle.loads(pickle.dumps(task)) == task
+    assert _run_tasks_elsewhere(tasks) == here
+
+
+_PLUGIN = '''
+"""A plugin: an estimator registered outside gradvar."""
+
+from gradvar.kernels.jit import kernel
+from gradvar.kernels.layout import STATE, S, V, X
+from gradvar.model.registry import estimator
+
+noise = score = path = vjp = obj = None  # bound per combination by the engine
+
+
+@estimator("gv-task-halved-sf", "half the score function", "f(x) dlogp(x) / 2", requires="score")
+@kernel
+def gv_task_halved_sf(fp, objp, opts, aux, key, counter0, batch, work, g):
+    x, st, v, s = work[X], work[STATE], work[V], work[S]
+    g[:] = 0.0
+    for m in range(batch):
+        noise(fp, key, counter0 + m, st)
+        score(fp, st, x, s)
+        f = obj(x, objp, v)
+        for j in range(g.shape[0]):
+            g[j] += 0.5 * f * s[j]
+    for j in range(g.shape[0]):
+        g[j] /= batch
+'''
+
+
+@pytest.fixture
+def registries_restored():
+    """Registries as they were before the test (a plugin registers entries)."""
+    saved = {table: dict(getattr(registry, table)) for table in ("ESTIMATORS", "OBJECTIVES")}
+    yield
+    for table, entries in saved.items():
+        getattr(registry, table).clear()
+        getattr(registry, table).update(entries)
+
+
+def test_task_carries_its_plugin_to_a_process_that_never_saw_it(tmp_path, registries_restored):
+    path = tmp_path / "gv_task_plugin.py"
+    path.write_text(_PLUGIN)
+    spec = importlib.util.spec_from_file_location("gv_task_plugin", path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["gv_task_plugin"] = module
+    spec.loader.exec_module(module)
+    est = EST["gv-task-halved-sf"]
+    cell = make_cell("normal", "quadratic", mu=0.7, sigma=1.6, k=-0.5)
+    task = engine.Task.from_cell(cell, est, 20_000, 3, plugins=[path])
+    [(name, text, sha)] = task.plugins
+    assert name == "gv_task_plugin.py" and text == _PLUGIN
+    assert sha == hashlib.sha256(_PLUGIN.encode()).hexdigest()
+    here = engine.simulate(cell, est, 20_000, 3)
+    sf = engine.simulate(cell, EST["sf"], 20_000, 3)
+    assert np.array_equal(here.moments[:, 0], 0.5 * sf.moments[:, 0])  # the plugin's kernel ran
+    assert _hexes(task.run()) == _hexes(here)  # loaded here already: not imported twice
+    path.unlink()  # the other process gets the plugin from the task alone
+    assert _run_tasks_elsewhere([task]) == [_hexes(here)]
+
+
+def test_task_refuses_a_plugin_whose_source_does_not_match_its_hash(tmp_path):
+    cell = make_cell("normal", "quadratic")
+    task = engine.Task.from_cell(cell, EST["sf"], 100, 0)
+    name, text, sha = "gv_evil.py", "raise SystemExit('imported')\n", "0" * 64
+    forged = engine.Task(**{**task.__dict__, "plugins": ((name, text, sha),)})
+    with pytest.raises(ValueError, match="does not match its sha256"):
+        forged.run()
+    assert not any("gv_evil" in m for m in sys.modules)
+    bad_name = ("../gv_evil.py", text, hashlib.sha256(text.encode()).hexdigest())
+    with pytest.raises(ValueError, match="not the file name of a Python module"):
+        engine.Task(**{**task.__dict__, "plugins": (bad_name,)}).run()
+
+
+def test_task_refuses_entries_that_are_not_registered():
+    import wrong_estimators as wrong
+
+    cell = make_cell("normal", obj=wrong.INF_ABOVE)
+    with pytest.raises(ValueError, match="objective .* is not the registered entry"):
+        engine.Task.from_cell(cell, EST["sf"], 100, 0)
+
+
+def test_task_chunk_ranges_over_whole_groups_merge_into_the_full_run_bit_for_bit():
+    cell = make_cell("normal", "quadratic", mu=0.7, sigma=1.6)
+    n = 100_003
+    full = engine.simulate(cell, EST["sf-baseline"], n, 8, "optimal")
+    groups = engine.group_chunks(n, len(cell.coords))
+    assert groups[0][0] == 0 and groups[-1][1] == engine.chunking(n, 2)[1]
+    cut = groups[len(groups) // 3][0]
+    parts = [
+        engine.Task.from_cell(cell, EST["sf-baseline"], n, 8, "optimal", chunks=span).run()
+        for span in ((0, cut), (cut, groups[-1][1]))
+    ]
+    assert sum(p.n_finite for p in parts) == n
+    assert _hexes(engine.merge(parts)) == _hexes(full)
+    with pytest.raises(ValueError, match="not a range"):
+        engine.simulate(cell, EST["sf"], n, 8, chunks=(0, 10**6))

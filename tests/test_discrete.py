@@ -6,7 +6,7 @@ the plausible bug fails (the deliberately wrong estimator below must fail the sa
 
 import numpy as np
 import pytest
-from helpers import Z_TOL, check_mean, rejects, simulate  # Z_TOL = 5: 5.7e-7 false alarms
+from helpers import Z_TOL, check_mean, rejects, simulate, tiered  # Z_TOL = 5: 5.7e-7 false alarms
 from scipy import integrate, special, stats
 
 import gradvar
@@ -97,15 +97,26 @@ def enumerated_variance(cell, b):
 
 
 def pilot_baseline(cell, baseline, seed):
+    """The pilot's baseline, from the module the engine itself runs for this cell."""
     p = len(cell.coords)
-    module = codegen.compiled(cell.family, cell.objective, registry.ESTIMATORS["sf-baseline"])
+    est = registry.ESTIMATORS["sf-baseline"]
+    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
     return engine.baseline_aux(module, cell, baseline, seed, p)[1:]
 
 
-@pytest.mark.parametrize(
-    "case", SF_CASES, ids=lambda c: f"{c['family']}-{c.get('objective', 'squared')}"
+def _case_id(case):
+    return f"{case['family']}-{case.get('objective', 'squared')}"
+
+
+# fast tier: every baseline on the first case, every case with the first baseline
+SF_MATRIX = tiered(
+    [(b, c) for c in SF_CASES for b in ("mean", "optimal", "loo")],
+    covers=lambda b, c: [("baseline", b), ("case", _case_id(c))],
+    ids=lambda b, c: f"{b}-{_case_id(c)}",
 )
-@pytest.mark.parametrize("baseline", ["mean", "optimal", "loo"])
+
+
+@pytest.mark.parametrize("baseline,case", SF_MATRIX)
 def test_score_function_estimators_are_unbiased_with_exact_variance(case, baseline):
     res, _ = run(estimator="sf,sf-baseline", baseline=baseline, batch=2, seed=3, **case)
     assert (res.nonfinite == 0).all()
@@ -321,18 +332,23 @@ def test_gumbel_max_kernel_samples_the_softmax():
 ALL = "sf,sf-baseline,gumbel-softmax,st-gumbel,exact"
 
 
-@pytest.mark.parametrize(
-    "case",
-    [
-        dict(family="categorical", logits="1000,-1000,0"),
-        dict(family="categorical", logits="-1000,1000"),
-        dict(family="categorical", logits="1000,999.9995,-1000"),
-        dict(family="bernoulli", logit="-1000,0,1000"),
-    ],
-    ids=["cat3", "cat2", "cat-near-tie", "bernoulli"],
+EXTREME_CASES = {
+    "cat3": dict(family="categorical", logits="1000,-1000,0"),
+    "cat2": dict(family="categorical", logits="-1000,1000"),
+    "cat-near-tie": dict(family="categorical", logits="1000,999.9995,-1000"),
+    "bernoulli": dict(family="bernoulli", logit="-1000,0,1000"),
+}
+# fast tier: every case with the first baseline, every baseline on the first case
+EXTREME_MATRIX = tiered(
+    [(b, name) for name in EXTREME_CASES for b in ("mean", "loo")],
+    covers=lambda b, name: [("baseline", b), ("case", name)],
+    ids=lambda b, name: f"{b}-{name}",
 )
-@pytest.mark.parametrize("baseline", ["mean", "loo"])
-def test_extreme_logits_and_temperatures_give_finite_estimates(case, baseline):
+
+
+@pytest.mark.parametrize("baseline,name", EXTREME_MATRIX)
+def test_extreme_logits_and_temperatures_give_finite_estimates(name, baseline):
+    case = EXTREME_CASES[name]
     res, summ = run(estimator=ALL, baseline=baseline, batch=2, tau="0.001,10", samples=4000, **case)
     assert (res.nonfinite == 0).all() and (summ.nonfinite == 0).all()
     for col in ("grad_mean", "grad_var", "exact_grad"):

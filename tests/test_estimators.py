@@ -10,13 +10,23 @@ and phi = 0, where several plausible bugs (a missing 1/sigma, a wrong p) are inv
 import numpy as np
 import pytest
 import wrong_estimators as wrong
-from helpers import Z_TOL, check_mean, check_variance, make_cell, rejects, simulate
+from helpers import (
+    Z_TOL,
+    check_mean,
+    check_variance,
+    make_cell,
+    objectives_default_first,
+    rejects,
+    simulate,
+    tiered,
+)
 
 import gradvar
 from gradvar import stats, truth
 from gradvar.model import registry
 
 EST = registry.ESTIMATORS
+NORMAL = registry.FAMILIES["normal"]
 N = 400_000  # fast tier: se(var)/var <= 0.1 for kurtosis up to ~400 (powered checks pass)
 NORMAL_POINT = dict(mu=0.7, sigma=1.6)
 NORMAL_OBJECTIVES = [
@@ -33,8 +43,19 @@ NORMAL_ESTIMATORS = [
 
 
 # --- normal family: mean and variance against quadrature -------------------------------------
-@pytest.mark.parametrize("est,baseline", NORMAL_ESTIMATORS)
-@pytest.mark.parametrize("objective,params", NORMAL_OBJECTIVES)
+# fast tier: every estimator on the default objective, every objective with the first estimator
+NORMAL_MATRIX = tiered(
+    [
+        (o, p, e, b)
+        for o, p in sorted(NORMAL_OBJECTIVES, key=lambda c: c[0] != NORMAL.default_objective)
+        for e, b in NORMAL_ESTIMATORS
+    ],
+    covers=lambda o, p, e, b: [("objective", o), ("estimator", e, b)],
+    ids=lambda o, p, e, b: f"{o}-{e}-{b}",
+)
+
+
+@pytest.mark.parametrize("objective,params,est,baseline", NORMAL_MATRIX)
 def test_normal_estimator_mean_and_variance(objective, params, est, baseline):
     cell = make_cell("normal", objective, **NORMAL_POINT, **params)
     run = simulate(cell, est, N, seed=11, baseline=baseline)
@@ -165,8 +186,15 @@ DISCRETE_ESTIMATORS = [
 ]
 
 
-@pytest.mark.parametrize("est,baseline,batch", DISCRETE_ESTIMATORS)
-@pytest.mark.parametrize("family,objective,params", DISCRETE_CELLS)
+# fast tier: every estimator on the first cell, every cell with the first estimator
+DISCRETE_MATRIX = tiered(
+    [cell + est for cell in DISCRETE_CELLS for est in DISCRETE_ESTIMATORS],
+    covers=lambda f, o, p, e, b, m: [("cell", f, o), ("estimator", e, b, m)],
+    ids=lambda f, o, p, e, b, m: f"{f}-{o}-{e}-{b}-{m}",
+)
+
+
+@pytest.mark.parametrize("family,objective,params,est,baseline,batch", DISCRETE_MATRIX)
 def test_discrete_unbiased(family, objective, params, est, baseline, batch):
     cell = make_cell(family, objective, batch=batch, **params)
     run = simulate(cell, est, 200_000, seed=21, baseline=baseline)
@@ -283,19 +311,46 @@ def _generic_value(param, dim):
 
 
 def _combinations():
-    for family, objective in sorted(registry.OBJECTIVES):
-        fam = registry.FAMILIES[family]
-        for name, est in registry.ESTIMATORS.items():
-            if not registry.applicable(est, fam):
-                continue
-            for baseline in registry.BASELINES if est.uses_baseline else ("mean",):
-                tag = f"-{baseline}" if est.uses_baseline else ""
-                yield pytest.param(
-                    family, objective, name, baseline, id=f"{family}-{objective}-{name}{tag}"
-                )
+    """Every applicable (family, objective, estimator, baseline), in registry order with each
+    family's default objective first; the first case of each family, objective, estimator
+    and baseline is in the fast tier (helpers.tiered), the rest of the matrix is slow."""
+    cases = []
+    for family, fam in registry.FAMILIES.items():
+        for objective in objectives_default_first(family):
+            for name, est in registry.ESTIMATORS.items():
+                if not registry.applicable(est, fam):
+                    continue
+                for baseline in registry.BASELINES if est.uses_baseline else ("mean",):
+                    cases.append((family, objective, name, baseline))
+    return tiered(cases, _covers, ids=_combination_id)
 
 
-@pytest.mark.parametrize("family,objective,estimator,baseline", list(_combinations()))
+def _covers(family, objective, estimator, baseline):
+    keys = [("family", family), ("objective", family, objective), ("estimator", estimator)]
+    if EST[estimator].uses_baseline:
+        keys.append(("baseline", baseline))
+    return keys
+
+
+def _combination_id(family, objective, estimator, baseline):
+    tag = f"-{baseline}" if EST[estimator].uses_baseline else ""
+    return f"{family}-{objective}-{estimator}{tag}"
+
+
+def test_the_fast_tier_has_every_registered_entry():
+    """helpers.tiered keeps a fast case of every family, objective, estimator (applicable to
+    some family) and baseline of the registries."""
+    fast = [case.values for case in _combinations() if not case.marks]
+    assert {c[0] for c in fast} == set(registry.FAMILIES)
+    assert {c[:2] for c in fast} == set(registry.OBJECTIVES)
+    families = registry.FAMILIES.values()
+    assert {c[2] for c in fast} == {
+        name for name, est in EST.items() if any(registry.applicable(est, f) for f in families)
+    }
+    assert {c[3] for c in fast if EST[c[2]].uses_baseline} == set(registry.BASELINES)
+
+
+@pytest.mark.parametrize("family,objective,estimator,baseline", _combinations())
 def test_every_registered_combination(family, objective, estimator, baseline):
     """Runs, is finite, and an estimator declared unbiased for the exact objective is unbiased
     (and has the exact variance where the reference knows it)."""
@@ -329,7 +384,7 @@ def _extreme_value(param, dim):
     return 1e3
 
 
-@pytest.mark.parametrize("family,objective,estimator,baseline", list(_combinations()))
+@pytest.mark.parametrize("family,objective,estimator,baseline", _combinations())
 def test_every_combination_finite_at_extremes(family, objective, estimator, baseline):
     """tau = 1e-3 and parameters of +-1e3: every estimate finite, none dropped."""
     fam, est = registry.FAMILIES[family], EST[estimator]

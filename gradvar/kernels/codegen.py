@@ -586,3 +586,44 @@ def compiled(family, objective, estimator, shape=None):
 
         _LOADED[ident] = module = _Generated(name, render_module).module
     return module
+
+
+# --- gradvar cache info / clear ---------------------------------------------------------------
+def _cache_files(folder):
+    """Every file gradvar wrote into the cache folder: generated modules, Numba's cache files."""
+    found = glob.glob(os.path.join(folder, "gradvar_*"))
+    found += glob.glob(os.path.join(folder, "__pycache__", "gradvar_*"))
+    return [path for path in found if os.path.isfile(path)]
+
+
+def _size(path):
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def cache_info():
+    """(folder, number of files, total bytes) of the kernel cache folder."""
+    folder = cache_dir()
+    files = _cache_files(folder)
+    return folder, len(files), sum(_size(path) for path in files)
+
+
+def cache_clear():
+    """Remove every file gradvar wrote into the kernel cache folder; return (files, bytes).
+
+    Files of other programs are left alone; so are running processes, which have their
+    kernels loaded already (a process that loads a removed file compiles it again)."""
+    folder = cache_dir()
+    removed = size = 0
+    for path in _cache_files(folder):
+        nbytes = _size(path)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+            removed += 1
+            size += nbytes
+    for empty in (os.path.join(folder, "__pycache__"), folder):
+        with contextlib.suppress(OSError):
+            os.rmdir(empty)  # only if empty
+    return removed, size
