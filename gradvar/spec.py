@@ -183,16 +183,43 @@ def family_entry(family):
     return registry.FAMILIES[family]
 
 
-def objective_entry(fam, objective):
-    objectives = registry.objectives_for(fam.name)
+def objective_entry(fam, objective, declared=()):
+    """The objective named ``objective``, or the one an expression in the family's sample
+    variable and the ``declared`` parameter names defines (gradvar.model.expressions)."""
+    from gradvar.model import expressions
+
+    if callable(objective):
+        raise SpecError(
+            "a Python function cannot be an objective: write it as an expression "
+            "(objective='exp(-z**2)', parameters in set={...}) or register it in a plugin "
+            "(--plugin FILE.py with gradvar.model.registry.objective)"
+        )
     if objective is None:
         objective = fam.default_objective
-    if objective not in objectives:
+    if not isinstance(objective, str):
+        raise SpecError(f"objective must be a name or an expression, got {objective!r}")
+    objectives = registry.objectives_for(fam.name)
+    if not expressions.is_expression(fam, objective):
+        return objectives[objective]
+    if objective.strip().isidentifier() and objective.strip() not in (*declared, fam.variable):
         raise SpecError(
             f"unknown objective {objective!r} for family {fam.name!r}."
-            + suggest(objective, objectives)
+            + suggest(objective, [n for n in objectives if not expressions.is_expression(fam, n)])
+            + f" Or write an expression in {fam.variable}: see `gradvar list`."
         )
-    return objectives[objective]
+    try:
+        return expressions.objective_for(fam, objective, declared)
+    except expressions.ExpressionError as err:
+        raise SpecError(f"objective: {err}") from None
+
+
+def _check_indices(obj, dim):
+    from gradvar.model import expressions
+
+    try:
+        expressions.check_indices(obj, dim)
+    except expressions.ExpressionError as err:
+        raise SpecError(f"objective: {err}") from None
 
 
 def _axis(param, raw, dim=None):
@@ -239,7 +266,7 @@ def plan(
     from gradvar.engine import Cell
 
     fam = family_entry(family)
-    obj = objective_entry(fam, objective)
+    obj = objective_entry(fam, objective, tuple(sets or ()))
     ests = estimators_for(estimator, fam)
     for e in ests:
         if e.needs_derivatives > obj.derivatives:
@@ -270,6 +297,7 @@ def plan(
     if dim < fam.min_dim:
         vector = next((p.name for p in fam.params if p.vector), fam.name)
         raise SpecError(f"{vector}: a {fam.name} needs at least {fam.min_dim} classes, got {dim}")
+    _check_indices(obj, dim)
 
     sets = dict(sets or {})
     allowed = {p.name: p for p in obj.params}

@@ -95,6 +95,8 @@ def exact_gradient(cell):
             return np.full(p, np.nan)
         states, _ = found
         return np.asarray(fam.exact_gradient(cell.family_values, objective_values_on(cell, states)))
+    if fam.quadrature is not None or fam.noise_pdf is not None:
+        return objective_moments(cell)[1]
     return np.full(p, np.nan)
 
 
@@ -171,6 +173,9 @@ def _injected_moments(cell, est, baseline, rules):
     """(mean, variance) by the family's outcomes or quadrature rule, NaN if unconverged."""
     p = len(cell.coords)
     nan = np.full(p, np.nan)
+    edges = piece_edges(cell)
+    if edges is not None:
+        return _piecewise_moments(cell, est, baseline, edges)
     states_of, node_counts = rules
     previous = None
     for nodes in node_counts:
@@ -504,3 +509,122 @@ def loo_moments(cell, rules):
             return current
         previous = current
     return nan, nan
+
+
+# --- objectives without a closed form: integrals over the base noise ---------------------
+# E[f] and its gradient E[f s] (s the score) by the family's quadrature rule, refined until two
+# node counts agree; where f has kinks or jumps (Objective.pieces) and the base noise is one
+# variate with a density (Family.noise_pdf), by adaptive integration split where f switches
+# pieces, found by scanning the pieces' labels over the noise and bisecting.
+PIECE_SCAN = 4001  # grid points of the scan
+PIECE_RANGE = 40.0  # the scan covers [-40, 40] of the noise where its support is wider
+
+
+def _sample_and_score(cell, state):
+    """(x, s): the hard sample and the score at one base-noise state (NumPy)."""
+    work = np.zeros((6, cell.width))
+    st = np.atleast_1d(np.asarray(state, dtype=float))
+    work[2, : len(st)] = st
+    cell.family.score.py_func(cell.fp(), work[2, : len(st)], work[0], work[4])
+    return work[0, : cell.dim].copy(), work[4, : len(cell.coords)].copy()
+
+
+def piece_edges(cell):
+    """[low, edges..., high]: the values of a one-dimensional base noise where f switches
+    pieces, with the noise support's ends; None where piecewise integration does not apply."""
+    fam, obj = cell.family, cell.objective
+    if obj.pieces is None or fam.noise_pdf is None or fam.state_size(cell.dim) != 1:
+        return None
+    low, high = fam.noise_support
+
+    def label(e):
+        return obj.pieces(_sample_and_score(cell, e)[0], cell.objective_values)
+
+    grid = np.linspace(max(low, -PIECE_RANGE), min(high, PIECE_RANGE), PIECE_SCAN)
+    labels = [label(e) for e in grid]
+    edges = []
+    for a, b, la, lb in zip(grid[:-1], grid[1:], labels[:-1], labels[1:], strict=True):
+        if la != lb:
+            for _ in range(60):  # bisection to the last bits of the float
+                m = 0.5 * (a + b)
+                a, b = (m, b) if label(m) == la else (a, m)
+            edges.append(0.5 * (a + b))
+    return [low, *edges, high]
+
+
+def _integrate_pieces(func, edges, pdf, p):
+    """E[func(e)] for e with density ``pdf``, piece by piece; NaN if not converged."""
+    from scipy.integrate import quad_vec
+
+    total, err = np.zeros(p), 0.0
+    for a, b in zip(edges[:-1], edges[1:], strict=True):
+        if not b > a:
+            continue
+        res, e, info = quad_vec(
+            lambda u: func(u) * pdf(u), a, b, epsabs=1e-300, epsrel=RELAX_RTOL, full_output=True
+        )
+        if not info.success:
+            return np.full(p, np.nan)
+        total += res
+        err += e
+    if not np.all(np.isfinite(total)) or err > 1e3 * RELAX_RTOL * np.abs(total).max() + 1e-12:
+        return np.full(p, np.nan)
+    return total
+
+
+def objective_moments(cell):
+    """(E[f], gradient of E[f] = E[f s]) over the family's base noise, NaN if the integrals
+    do not converge: for objectives without a closed form."""
+    p = len(cell.coords)
+    edges = piece_edges(cell)
+
+    def f_and_fs(state):
+        x, s = _sample_and_score(cell, state)
+        f = cell.objective.kernel.py_func(x, cell.objp(), np.zeros(max(1, cell.dim)))
+        return np.concatenate([[f], f * s])
+
+    with np.errstate(all="ignore"):
+        if edges is not None:
+            out = _integrate_pieces(f_and_fs, edges, cell.family.noise_pdf, 1 + p)
+            return out[0], out[1:]
+        if cell.family.quadrature is None:
+            return math.nan, np.full(p, np.nan)
+        previous = None
+        for nodes in cell.family.quadrature_nodes:
+            states, weights = cell.family.quadrature(cell.family_values, nodes)
+            current = weights @ np.array([f_and_fs(st) for st in states])
+            if previous is not None and np.allclose(
+                current, previous, rtol=QUAD_RTOL, atol=QUAD_RTOL * (1 + np.abs(current).max())
+            ):
+                return current[0], current[1:]
+            previous = current
+    return math.nan, np.full(p, np.nan)
+
+
+def _piecewise_moments(cell, est, baseline, edges):
+    """(mean, variance of one estimate) by adaptive integration piece by piece."""
+    from gradvar.model import BASELINES
+
+    p = len(cell.coords)
+    pdf = cell.family.noise_pdf
+    aux = est.aux(cell) if est.aux is not None else np.zeros(1 + p)
+    if est.uses_baseline:
+        base = BASELINES[baseline]
+        aux = np.zeros(1 + p)
+        aux[0] = base.mode
+
+        def moments_of(state):
+            x, s = _sample_and_score(cell, state)
+            f = cell.objective.kernel.py_func(x, cell.objp(), np.zeros(max(1, cell.dim)))
+            return np.concatenate([[f], f * s * s, s * s])
+
+        with np.errstate(all="ignore"):
+            m = _integrate_pieces(moments_of, edges, pdf, 1 + 2 * p)
+        aux[1:] = base.fixed(m[0], m[1 : 1 + p], m[1 + p :], 1.0)
+    at = _estimate_at(cell, est, np.asarray(aux, dtype=float))
+    with np.errstate(all="ignore"):
+        mean = _integrate_pieces(lambda e: at([e]), edges, pdf, p)
+        if np.isnan(mean).any():
+            return mean, np.full(p, np.nan)
+        var = _integrate_pieces(lambda e: (at([e]) - mean) ** 2, edges, pdf, p)
+    return mean, var / cell.batch

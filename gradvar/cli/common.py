@@ -110,12 +110,50 @@ def estimator_option_options():
     return options
 
 
+def load_plugins(ctx, param, values):
+    """``--plugin FILE.py`` (repeatable), imported as soon as it is parsed: the records."""
+    from gradvar import plugins
+    from gradvar.spec import SpecError
+
+    try:
+        return plugins.records(list(values))
+    except SpecError as err:
+        raise click.BadParameter(str(err), ctx=ctx, param=param) from None
+
+
+def plugin_option(func):
+    """--plugin FILE.py, repeatable: a Python file registering families, objectives,
+    estimators or baselines (gradvar.model.registry).  It is imported after the options
+    were built, so its families' parameters and its estimator options are given with
+    ``--param NAME=VALUES``."""
+    return click.option(
+        "--plugin",
+        "plugin",
+        multiple=True,
+        is_eager=True,
+        callback=load_plugins,
+        type=click.Path(dir_okay=False),
+        metavar="FILE.py",
+        help="Python file registering families, objectives or estimators (repeatable); "
+        "its family parameters go in --param NAME=VALUES.",
+    )(func)
+
+
+def trust_plugins_option(func):
+    return click.option(
+        "--trust-plugins",
+        is_flag=True,
+        help="Run the plugins (Python code) an experiment file names in its `plugins` key.",
+    )(func)
+
+
 def experiment_options(func):
     """Family, objective, estimator and parameter options (docs/math.md, the contract)."""
     from gradvar import defaults
     from gradvar.model import BASELINES, FAMILIES
 
     return _stack(
+        plugin_option,
         click.option(
             "--family",
             default="normal",
@@ -126,7 +164,8 @@ def experiment_options(func):
         click.option(
             "--objective",
             metavar="NAME",
-            help="Objective f (see `gradvar list`). [default: "
+            help="Objective f: a name or an expression such as 'exp(-k*z**2)' with --set "
+            "k=1 (see `gradvar list`). [default: "
             + "; ".join(f"{f.name} {f.default_objective}" for f in FAMILIES.values())
             + "]",
         ),
@@ -309,6 +348,10 @@ def experiment_of(command, options, sets=None, params=None):
     (``no_plot`` -> ``no-plot``), unset options left out so the study fills its defaults."""
     experiment = {"command": command}
     for name, value in options.items():
+        if name == "plugin":  # the records of the plugins --plugin loaded
+            if value:
+                experiment["plugins"] = list(value)
+            continue
         if value is None or value is False:
             continue
         key = name.replace("_", "-") if name in ("no_plot", "train_positions") else name
@@ -321,6 +364,20 @@ def experiment_of(command, options, sets=None, params=None):
 
 
 # --- running a study ---------------------------------------------------------------------------
+def jump_notes(spec):
+    """A note when the objective may jump and a pathwise estimator runs: it may be biased."""
+    plan = getattr(spec, "plan", None)
+    if plan is None or not plan.objective.jumps:
+        return []
+    pathwise = [e.name for e in plan.estimators if e.requires in ("reparam", "relax")]
+    if not pathwise:
+        return []
+    return [
+        f"note: f = {plan.objective.name} may jump (a comparison or a discontinuous where): "
+        f"the pathwise estimators {', '.join(pathwise)} may be biased; the bias column shows it"
+    ]
+
+
 def run_study(
     command, experiment, out=None, force=False, quiet=False, resume=False, table=None, on_step=None
 ):
@@ -337,7 +394,7 @@ def run_study(
         prepared = base.prepare(st, experiment, out, force, resume, command_line())
     if on_step is not None:
         prepared.spec.on_step = on_step
-    for line in st.notes(prepared.spec):
+    for line in [*st.notes(prepared.spec), *jump_notes(prepared.spec)]:
         note(line, quiet)
     try:
         with (

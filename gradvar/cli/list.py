@@ -2,17 +2,35 @@
 
 import click
 
+from gradvar.cli import common
 from gradvar.model import registry
+
+EXPRESSIONS = """
+Your own objective: --objective 'EXPRESSION' in the family's sample variable ({variables})
+and parameters declared with --set (scalars; a list sweeps). Allowed: numbers, + - * / **,
+unary -, one comparison (worth 1 or 0), and {functions}; where(CONDITION, A, B).
+Derivatives are symbolic, ground truth by quadrature or enumeration. A comparison or a
+discontinuous where may jump: pathwise estimators may then be biased (kinks are fine).
+  gradvar compare --objective 'exp(-k*z**2)' --set k=1 --mu 0.5
+  gradvar compare --objective 'abs(z - 1)' --mu 0.5
+  gradvar compare --family bernoulli --objective '(b - 0.45)**2'
+  gradvar compare --family categorical --objective '(y[0] - 2*y[2])**2'
+Anything an expression cannot say: a plugin, --plugin FILE.py (examples/exponential.py)."""
 
 
 @click.command("list")
-def list_command():
-    """List families, objectives (with parameters) and estimators.
+@common.plugin_option
+def list_command(plugin):
+    """List families, objectives (with parameters), estimators, and how to write an
+    expression objective.
 
     \b
-    Example:
+    Examples:
       gradvar list
+      gradvar list --plugin examples/exponential.py
     """
+    from gradvar.model import expressions
+
     click.echo("Families:")
     for fam in registry.FAMILIES.values():
         params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in fam.params)
@@ -20,6 +38,9 @@ def list_command():
         click.echo(f"  {'':<12} parameters: {params}; can: {', '.join(sorted(fam.capabilities))}")
     click.echo("\nObjectives:")
     for obj in registry.OBJECTIVES.values():
+        fam = registry.FAMILIES.get(obj.family)
+        if fam is not None and expressions.is_expression(fam, obj.name):
+            continue  # registered on the fly from an expression
         params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in obj.params) or "none"
         click.echo(f"  {obj.family + ' ' + obj.name:<22} {obj.summary}   [{params}]")
     click.echo("\nEstimators:")
@@ -42,6 +63,12 @@ def list_command():
     click.echo("\nEstimator options (a list sweeps them):")
     for opt in registry.OPTIONS.values():
         click.echo(f"  {opt.flag:<15} {opt.help} [default: {opt.default:g}]")
+    variables = ", ".join(
+        f"{f.name} {f.variable}{'[i]' if expressions.is_vector(f) else ''}"
+        for f in registry.FAMILIES.values()
+    )
+    functions = ", ".join(n for n in expressions.FUNCTIONS if n != "where")
+    click.echo(EXPRESSIONS.format(variables=variables, functions=functions))
 
 
 def _fmt(value):

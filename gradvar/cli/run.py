@@ -39,7 +39,8 @@ Examples:
     help="Continue interrupted runs from their DIR.partial/ "
     "(compare and sweep-tau save finished cells as they go).",
 )
-def run_command(files, run_all, out, quiet, resume):
+@common.trust_plugins_option
+def run_command(files, run_all, out, quiet, resume, trust_plugins):
     """Run declarative experiments: each FILE writes results/<file stem>/.
 
     A FILE is a TOML experiment (a `command` key and the command's options by name) or a
@@ -59,7 +60,9 @@ def run_command(files, run_all, out, quiet, resume):
     if not files:
         raise click.UsageError("give FILE... or --all")
     with common.usage_errors():
-        loaded = experiments.load_all(files, out)  # every file is checked before anything runs
+        loaded = experiments.load_all(
+            files, out, trust_plugins
+        )  # every file is checked before anything runs
     timings = []
     for exp in loaded:
         common.note(f"== {exp.path} -> {exp.target}/", quiet)

@@ -568,7 +568,9 @@ def compiled(family, objective, estimator, shape=None):
         jit.materialize()
         key = digest(kern.__module__, family.noise.__module__, objective.kernel.__module__)
         suffix = f"_p{shape[0]}w{shape[1]}" if static else ""
-        name = f"gradvar_{family.name}_{objective.name}_{kern.__name__}{suffix}_{key}"
+        # an objective named by an expression goes by its kernel module's name (a hash)
+        label = objective.name if objective.name.isidentifier() else objective.kernel.__module__
+        name = f"gradvar_{family.name}_{label}_{kern.__name__}{suffix}_{key}"
         name = name.replace("-", "_")
 
         def render_module(cache):

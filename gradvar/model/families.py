@@ -91,6 +91,7 @@ register_family(
         quadrature=_normal_quadrature,
         quadrature_nodes=(40, 80, 160, 320),  # hermegauss overflows beyond about 400 nodes
         injection_exact=frozenset({"score", "reparam"}),
+        noise_pdf=lambda e: math.exp(-0.5 * e * e) / math.sqrt(2.0 * math.pi),
     )
 )
 

@@ -21,6 +21,7 @@ Entries are plain data plus lazily compiled kernels (:mod:`gradvar.kernels.jit`)
 here imports numba, so ``gradvar --help`` stays fast.
 """
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -112,7 +113,9 @@ class Family:
     injected states alone (so that outcomes or quadrature give its exact moments);
     ``exact_gradient(values, f) -> gradient`` from f at the ``outcomes`` states;
     ``two_class(values) -> (state_of_L, switch)`` for families whose noise is one logistic
-    variate L (relaxed estimators then integrate over L), None otherwise.
+    variate L (relaxed estimators then integrate over L), None otherwise;
+    ``noise_pdf(e)`` and ``noise_support``: the density and support of a base noise that is
+    one variate e, for adaptive integration piece by piece where f has kinks or jumps.
     """
 
     name: str
@@ -138,6 +141,8 @@ class Family:
     exact_gradient: Callable | None = None
     two_class: Callable | None = None
     enumeration_cap: int = 10**6  # most outcomes the ground truth enumerates
+    noise_pdf: Callable | None = None  # density of a one-dimensional base noise (see below)
+    noise_support: tuple = (-math.inf, math.inf)
 
 
 @dataclass(frozen=True)
@@ -154,7 +159,9 @@ class Objective:
     None if not a polynomial), ``jumps`` (f may be discontinuous, so pathwise estimators may
     be biased), ``relaxed`` (defined on relaxed samples too).  ``exact_moments(cell, est,
     baseline)``: ground truth where the family's quadrature rule does not converge (None
-    where it has none either).
+    where it has none either).  ``pieces(x, values)`` labels the smooth piece of f a sample
+    lies in, where f has kinks or jumps (None: smooth), so that the ground truth can
+    integrate piece by piece.
     """
 
     family: str
@@ -171,6 +178,7 @@ class Objective:
     relaxed: bool = True
     derivatives_at: Callable | None = None  # (z, values) -> [f, f', ..., f^(derivatives)]
     exact_moments: Callable | None = None  # (cell, est, baseline) -> (mean, var[, note]) or None
+    pieces: Callable | None = None  # (x, values) -> label of the smooth piece x lies in
 
     def pack(self, values, dim):
         parts = [np.atleast_1d(np.asarray(values[p.name], dtype=float)) for p in self.params]

@@ -71,7 +71,7 @@ class Study:
 
     def check_keys(self, experiment, where=""):
         """Refuse unknown keys, naming the key (and the file, if given)."""
-        keys = set(self.allowed_keys()) | {"command"}
+        keys = set(self.allowed_keys()) | {"command", "plugins"}
         prefix = f"{where}: " if where else ""
         if not isinstance(experiment, dict):
             raise SpecError(f"{prefix}an experiment is a table of keys and values")
@@ -156,6 +156,8 @@ def prepare(study, experiment, out=None, force=False, resume=False, command_line
     target = Path(out) if out is not None else io.default_folder(study.name)
     io.check_target(target, force)
     resolved = study.resolved(spec)
+    if experiment.get("plugins"):  # their {"path", "sha256"} records (gradvar.plugins)
+        resolved["plugins"] = experiment["plugins"]
     if study.uses_threads:
         resolved["threads"] = set_threads(experiment.get("threads"))
     if resume and study.resumable:

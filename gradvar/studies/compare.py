@@ -386,7 +386,7 @@ def split_objective_keywords(study, function, family, objective, values, sets):
     an unexpected argument (TypeError naming it)."""
     sets = dict(sets or {})
     fam = spec.family_entry(family or "normal")
-    obj = spec.objective_entry(fam, objective)
+    obj = spec.objective_entry(fam, objective, (*sets, *values))
     rest = {}
     for name, value in values.items():
         if name in {p.name for p in obj.params} and name not in study.allowed_keys():

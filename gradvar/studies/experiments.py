@@ -20,6 +20,7 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from gradvar import plugins
 from gradvar.spec import SpecError, suggest
 from gradvar.studies import STUDIES, base, study
 
@@ -50,8 +51,9 @@ class Experiment:
         return study(self.data["command"])
 
 
-def read(path):
-    """The experiment dict of a TOML file, a meta.json or a results folder (SpecError)."""
+def read(path, trust_plugins=False):
+    """The experiment dict of a TOML file, a meta.json or a results folder (SpecError);
+    a ``plugins`` key is loaded only when ``trust_plugins`` (see gradvar.plugins)."""
     path = Path(path)
     if path.is_dir():
         path = path / "meta.json"
@@ -71,14 +73,14 @@ def read(path):
                 data = tomllib.load(fh)
     except (ValueError, OSError, UnicodeDecodeError) as err:
         raise SpecError(f"{path}: cannot read: {err}") from None
-    if isinstance(data, dict) and "run" in data:
-        return dict(data)
+    if isinstance(data, dict) and "run" in data:  # a multi-run file: its runs share the plugins
+        return plugins.from_experiment(dict(data), trust_plugins, where=str(path))
     if not isinstance(data, dict) or "command" not in data:
         raise SpecError(f"{path}: missing key 'command' (one of: {', '.join(STUDIES)})")
     command = data["command"]
     if command not in STUDIES:
         raise SpecError(f"{path}: unknown command {command!r}." + suggest(str(command), STUDIES))
-    return dict(data)
+    return plugins.from_experiment(dict(data), trust_plugins, where=str(path))
 
 
 def default_target(path):
@@ -133,19 +135,19 @@ def _runs(path, data):
     return figure, out
 
 
-def load(path, out=None):
+def load(path, out=None, trust_plugins=False):
     """Read and fully validate one single-run experiment file (keys and values); SpecError
     names the file.  Multi-run files: :func:`load_runs`."""
-    exps = load_runs(path, out)
+    exps = load_runs(path, out, trust_plugins)
     if exps[0].group is not None:
         raise SpecError(f"{path} holds [[run]] tables: load them with load_runs")
     return exps[0]
 
 
-def load_runs(path, out=None):
+def load_runs(path, out=None, trust_plugins=False):
     """Read and fully validate one experiment file: a list of one :class:`Experiment`, or
     of one per run of a multi-run file; SpecError names the file."""
-    data = read(path)
+    data = read(path, trust_plugins)
     target = Path(out) if out is not None else default_target(path)
     if "run" not in data:
         return [Experiment(Path(path), _validated(path, data), target)]
@@ -154,11 +156,11 @@ def load_runs(path, out=None):
     return [Experiment(Path(path), d, target / name, group) for name, d in runs]
 
 
-def load_all(paths, out=None):
+def load_all(paths, out=None, trust_plugins=False):
     """Every file read and validated before any runs (the runs of multi-run files in order)."""
     if out is not None and len(paths) > 1:
         raise SpecError("--out needs exactly one FILE")
-    return [exp for p in paths for exp in load_runs(p, out)]
+    return [exp for p in paths for exp in load_runs(p, out, trust_plugins)]
 
 
 def finish(group):
@@ -171,11 +173,11 @@ def finish(group):
     return plots.GROUP_PLOTTERS[group.figure].draw(group.target)
 
 
-def run(path, out=None, resume=False, progress=None):
+def run(path, out=None, resume=False, progress=None, trust_plugins=False):
     """Python API (``gradvar.run``): run one experiment file into its results folder
     (``results/<file stem>/`` unless ``out``), replacing an existing one once the new one is
     complete; returns the folder (of a multi-run file: the folder holding its runs)."""
-    exps = load_all([path], out)
+    exps = load_all([path], out, trust_plugins)
     for exp in exps:
         prepared = base.prepare(exp.study, exp.data, exp.target, force=True, resume=resume)
         base.run_into_folder(prepared, progress=progress)
