@@ -244,10 +244,14 @@ def running_errors():
 
     Set GRADVAR_DEBUG=1 to see the traceback instead.
     """
+    from gradvar import io
+
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
+    except io.FolderExistsError as err:  # another run holds or took the folder
+        raise click.UsageError(str(err)) from None
     except Exception as err:
         if os.environ.get("GRADVAR_DEBUG"):
             raise
