@@ -208,15 +208,15 @@ def test_stress_concurrent_writers_and_corrupt_resumes(tmp_path):
     ref = {}
     for seed in ("0", "1"):
         proc = _gradvar(*base, "--seed", seed, "--out", f"ref{seed}", cwd=tmp_path)
-        assert proc.wait() == 0, proc.stderr.read()
+        assert proc.communicate()[1] == "" and proc.returncode == 0
         ref[seed] = rows(tmp_path / f"ref{seed}" / "results.csv")
     for trial in range(20):
         out = f"s{trial}"
         a = _gradvar(*base, "--seed", "0", "--out", out, cwd=tmp_path)
         time.sleep(0.05 * (trial % 5))
         b = _gradvar(*base, "--seed", "1", "--out", out, cwd=tmp_path)
-        codes = [a.wait(), b.wait()]
-        errs = [a.stderr.read(), b.stderr.read()]
+        errs = [a.communicate()[1], b.communicate()[1]]
+        codes = [a.returncode, b.returncode]
         assert "Traceback" not in "".join(errs)
         assert 0 in codes and set(codes) <= {0, 1, 2}, (codes, errs)
         got = rows(tmp_path / out / "results.csv")
@@ -229,14 +229,19 @@ def test_stress_concurrent_writers_and_corrupt_resumes(tmp_path):
         cells = io.partial_path(out) / "cells"
         deadline = time.monotonic() + 120
         while len(list(cells.glob(f"*{io.CHECK_SUFFIX}"))) < 1 + trial % 4:
-            assert proc.poll() is None and time.monotonic() < deadline
+            if proc.poll() is not None:
+                break
+            assert time.monotonic() < deadline
             time.sleep(0.005)
         proc.send_signal(2)
-        if proc.wait(timeout=60) == 0:
+        proc.communicate(timeout=60)
+        if proc.returncode == 0:
             continue  # finished before the signal: nothing to resume
+        assert proc.returncode == 130
         victim = sorted(cells.glob("*.csv"))[trial % 2]
         os.truncate(victim, victim.stat().st_size // (2 + trial % 3))
         proc = _gradvar(*base, "--seed", "0", "--out", out.name, "--resume", cwd=tmp_path)
-        assert proc.wait() == 0, proc.stderr.read()
+        err = proc.communicate()[1]
+        assert proc.returncode == 0 and "recomputing" in err, err
         assert rows(out / "results.csv") == ref["0"]
         assert json.loads((out / "meta.json").read_text())["experiment"]["seed"] == 0

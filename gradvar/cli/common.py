@@ -356,6 +356,9 @@ def run_study(
             err=True,
         )
         raise click.exceptions.Exit(130) from None
+    except KeyboardInterrupt:  # a study without checkpoints: nothing half-written is kept
+        click.echo(f"\nInterrupted: {command} keeps no partial results; nothing written.", err=True)
+        raise click.exceptions.Exit(130) from None
     if table is not None:
         click.echo(table(tables))
     echo_files(prepared.target, files)

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradvar import io
-from gradvar.spec import SpecError, suggest
+from gradvar.spec import SpecError, flag_of, suggest
 
 CELLS = "cells"  # sub-folder of DIR.partial/ holding finished cells
 EXPERIMENT = "experiment.json"  # the experiment a DIR.partial/ belongs to
 RUN_KEYS = ("threads", "no-plot")  # run-time choices: not part of what a resume must match
+FLAGS = ("no-plot", "train-positions", "resume")  # true/false keys
 
 
 class Study:
@@ -81,6 +82,14 @@ class Study:
                     f"{prefix}unknown key {key!r} for command {self.name!r}."
                     + suggest(str(key), sorted(keys))
                 )
+        for key in FLAGS:
+            if key in experiment:
+                flag_of(experiment[key], f"{prefix}{key}")
+        threads = experiment.get("threads")
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise SpecError(f"{prefix}threads: expected a whole number >= 1, got {threads!r}")
 
 
 def from_keywords(study, arguments, **aliases):

@@ -82,11 +82,20 @@ def load(path, out=None):
     return Experiment(Path(path), data, Path(out) if out is not None else default_target(path))
 
 
-def load_all(paths, out=None):
-    """Every file read and validated before any runs."""
+def load_all(paths, out=None, force=False):
+    """Every file read and validated before any runs; a meta.json never replaces the
+    folder it came from unless ``force``."""
     if out is not None and len(paths) > 1:
         raise SpecError("--out needs exactly one FILE")
-    return [load(p, out) for p in paths]
+    loaded = [load(p, out) for p in paths]
+    for exp in loaded:
+        source = exp.path if exp.path.is_dir() else exp.path.parent
+        if exp.path.suffix != ".toml" and exp.target.resolve() == source.resolve() and not force:
+            raise SpecError(
+                f"{exp.path}: would replace the folder it came from; give --out DIR "
+                "(or --force to replace it)"
+            )
+    return loaded
 
 
 def run(path, out=None, resume=False, progress=None):
