@@ -10,7 +10,7 @@ import gc
 import click
 
 from gradvar import __version__
-from gradvar.cli import compare, gumbel_max, pick_one, plot, run, sweep_tau, train
+from gradvar.cli import cache, compare, gumbel_max, pick_one, plot, run, sweep_tau, train
 from gradvar.cli import list as listing
 
 CONTEXT = dict(help_option_names=["-h", "--help"], max_content_width=100)
@@ -40,6 +40,7 @@ main.add_command(train.train_command)
 main.add_command(sweep_tau.sweep_tau_command)
 main.add_command(gumbel_max.gumbel_max_command)
 main.add_command(run.run_command)
+main.add_command(cache.cache_command)
 
 
 def entry(prog_name="gradvar"):
