@@ -213,3 +213,27 @@ def test_cache_info_and_clear(cli, tmp_path, monkeypatch):
     assert result.exit_code == 0 and "Removed 1 file(s)" in result.output
     assert not (tmp_path / "c" / "kernels").exists()
     assert "0 generated module(s)" in cli("cache", "info").output
+
+
+# --- item 10: numbers that cannot be trusted say so -----------------------------------------
+def test_table_flags_non_finite_estimates_with_count_and_share(cli):
+    result = cli(
+        "compare", "--family", "categorical", "--set", "w=1e300,0,0", "--estimator", "sf",
+        "--samples", "1e4", "--no-plot", "--out", "o",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    flag = [line for line in result.output.splitlines() if line.startswith("! sf:")]
+    assert len(flag) == 1 and "non-finite" in flag[0] and "of 10,000" in flag[0], result.output
+    assert re.search(r"\(\d+\.\d%\)", flag[0])
+
+
+def test_table_flags_lost_precision_and_warnings_become_one_note(cli):
+    result = cli(
+        "compare", "--sigma", "1e-300", "--estimator", "sf,sf-baseline", "--samples", "1e4",
+        "--no-plot", "--out", "o",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "! sf-baseline (mean):" in result.output and "lose precision" in result.output
+    assert "! sf: the variance overflowed" in result.output
+    assert result.output.count("RuntimeWarning") == 1  # in the one note, never line by line
+    assert "numerical warning(s)" in result.output

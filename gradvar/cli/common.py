@@ -10,6 +10,7 @@ Imports here are click, the standard library and the registries (numpy only), so
 import os
 import shlex
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -347,7 +348,9 @@ def run_study(
         with (
             running_errors(),
             progress_bar(prepared.total, quiet or not prepared.total, command) as tick,
+            warnings.catch_warnings(record=True) as caught,
         ):
+            warnings.simplefilter("always")  # counted, never leaked line by line
             files, tables = base.run_into_folder(prepared, progress=tick)
     except base.Interrupted as stop:
         click.echo(
@@ -359,6 +362,14 @@ def run_study(
     except KeyboardInterrupt:  # a study without checkpoints: nothing half-written is kept
         click.echo(f"\nInterrupted: {command} keeps no partial results; nothing written.", err=True)
         raise click.exceptions.Exit(130) from None
+    if caught:
+        first = caught[0]
+        note(
+            f"note: {len(caught)} numerical warning(s) while running (the first: "
+            f"{first.category.__name__}: {first.message}); numbers flagged '!' or shown as "
+            "inf/n/a cannot be trusted",
+            quiet,
+        )
     if table is not None:
         click.echo(table(tables))
     echo_files(prepared.target, files)
