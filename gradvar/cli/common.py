@@ -206,7 +206,9 @@ def output_options(func):
             metavar="DIR",
             help="Results folder. [default: results/<command>-<timestamp>/]",
         ),
-        click.option("--force", is_flag=True, help="Replace DIR if it exists."),
+        click.option(
+            "--force", is_flag=True, help="Replace DIR if it is a results folder (has meta.json)."
+        ),
         click.option(
             "--quiet",
             "-q",
