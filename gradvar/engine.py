@@ -46,6 +46,7 @@ import numpy as np
 from gradvar.kernels import codegen, moments, rng
 
 CHUNK_MAX = 16384  # estimates per chunk (the unit of moments)
+CHUNK_SAMPLES = 2**24  # at most this many samples in a chunk (batch x estimates): ~0.1 s
 CHUNK_VALUES = 2**19  # at most this many values (P per estimate) in a chunk buffer: 4 MB
 GROUPS = 32  # contiguous groups of chunks, for batch-means / jackknife intervals
 BLOCK_CHUNKS = 1024  # chunks per block: the progress granularity (17M estimates at most)
@@ -110,10 +111,11 @@ class Moments:
     aux: np.ndarray = field(default=None)
 
 
-def chunking(n, p=1):
-    """Chunk size and chunk count for n estimates of P coordinates (a function of n and P
-    only, never of the thread count)."""
-    size = max(1, min(CHUNK_MAX, CHUNK_VALUES // p, -(-n // GROUPS)))
+def chunking(n, p=1, batch=1):
+    """Chunk size and chunk count for n estimates of P coordinates at ``batch`` samples each
+    (a function of n, P and batch only, never of the thread count); a chunk holds at most
+    CHUNK_SAMPLES samples, so one kernel call returns quickly whatever the batch."""
+    size = max(1, min(CHUNK_MAX, CHUNK_VALUES // p, -(-n // GROUPS), CHUNK_SAMPLES // batch))
     return size, -(-n // size)
 
 
@@ -124,44 +126,42 @@ def threads():
     return 1 if numba.config.DISABLE_JIT else max(1, numba.get_num_threads())
 
 
-_POOL = []  # [(worker count, executor)]: the shared pool, grown when more threads are asked
-
-
-def _pool(count):
-    from concurrent.futures import ThreadPoolExecutor
-
-    if not _POOL or _POOL[0][0] < count:
-        if _POOL:
-            _POOL.pop()[1].shutdown()
-        _POOL.append((count, ThreadPoolExecutor(count, thread_name_prefix="gradvar")))
-    return _POOL[0][1]
-
-
 def run_parallel(kernel, lo, hi, scratch, args_before, args_after):
     """``kernel(*args_before, a, b, lo, *scratch[t], *args_after)`` over chunks [lo, hi) in
     runs of TASK_CHUNKS taken by ``len(scratch)`` threads from a shared queue.  Which
-    thread runs a chunk never changes what the chunk computes."""
-    if len(scratch) == 1 or hi - lo <= TASK_CHUNKS:
-        kernel(*args_before, lo, hi, lo, *scratch[0], *args_after)
-        return
+    thread runs a chunk never changes what the chunk computes.
+
+    The kernels run in daemon threads while the main thread waits, so Ctrl-C is seen at
+    once: the stop flag ends the queue, and the process can exit without joining a kernel
+    still in flight (one call is at most TASK_CHUNKS chunks of CHUNK_SAMPLES samples).
+    """
     lock = threading.Lock()
-    state = {"next": lo, "stop": False}
+    state = {"next": lo, "stop": False, "error": None}
 
     def worker(own):
-        while True:
-            with lock:
-                a = state["next"]
-                if a >= hi or state["stop"]:
-                    return
-                state["next"] = b = min(hi, a + TASK_CHUNKS)
-            kernel(*args_before, a, b, lo, *own, *args_after)
+        try:
+            while True:
+                with lock:
+                    a = state["next"]
+                    if a >= hi or state["stop"]:
+                        return
+                    state["next"] = b = min(hi, a + TASK_CHUNKS)
+                kernel(*args_before, a, b, lo, *own, *args_after)
+        except BaseException as err:  # re-raised in the main thread
+            state["error"], state["stop"] = err, True
 
-    futures = [_pool(len(scratch)).submit(worker, own) for own in scratch]
+    workers = [
+        threading.Thread(target=worker, args=(own,), name="gradvar", daemon=True) for own in scratch
+    ]
     try:
-        for f in futures:
-            f.result()
+        for t in workers:
+            t.start()
+        for t in workers:
+            t.join()
     finally:
         state["stop"] = True
+    if state["error"] is not None:
+        raise state["error"]
 
 
 def baseline_aux(module, cell, baseline, seed, p):
@@ -214,7 +214,7 @@ def simulate(
     module = codegen.compiled(cell.family, cell.objective, estimator, (p, cell.width))
     key = rng.stream_key(seed, rng.MAIN)
     fp, objp, opts = cell.fp(), cell.objp(), cell.opts()
-    size, nchunks = chunking(n, p)
+    size, nchunks = chunking(n, p, int(cell.batch))
     lo, hi = (0, nchunks) if chunks is None else (int(chunks[0]), int(chunks[1]))
     if not 0 <= lo <= hi <= nchunks:
         raise ValueError(f"chunks {chunks!r} are not a range of the run's {nchunks} chunks")
@@ -273,10 +273,11 @@ def merge_chunks_total(na, a, nb, b):
     return int(moments.merge_into(int(na), a, int(nb), b))
 
 
-def group_chunks(n, p=1):
-    """The chunk range (lo, hi) of every group of a run of n estimates of P coordinates:
-    parts of a run made of whole groups :func:`merge` into the full run bit for bit."""
-    _, nchunks = chunking(n, p)
+def group_chunks(n, p=1, batch=1):
+    """The chunk range (lo, hi) of every group of a run of n estimates of P coordinates at
+    ``batch`` samples each: parts of a run made of whole groups :func:`merge` into the full
+    run bit for bit."""
+    _, nchunks = chunking(n, p, batch)
     groups = min(GROUPS, nchunks)
     group_of = np.arange(nchunks) * groups // nchunks
     return [

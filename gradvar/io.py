@@ -112,15 +112,30 @@ def read_meta(folder):
 
 
 # --- folders -------------------------------------------------------------------------------
+OWNER = ".owner"  # file in DIR.partial/ naming the pid of the run that holds its lock
+NAME_MAX = 255  # longest file name on the usual file systems (ext4, xfs, tmpfs, APFS)
+
+
+class FolderBusyError(FolderExistsError):
+    """Another run holds the lock of the output folder."""
+
+
 def default_folder(command, base="results"):
     """``results/<command>-<timestamp>/``, with a numeric suffix if that name is taken."""
     stamp = datetime.datetime.now().strftime("%Y%m%d-%H%M%S")
     target = Path(base) / f"{command}-{stamp}"
-    suffix = 1
     while target.exists() or partial_path(target).exists():
-        suffix += 1
-        target = Path(base) / f"{command}-{stamp}-{suffix}"
+        target = next_name(target)
     return target
+
+
+def next_name(target):
+    """``NAME-2`` after ``NAME``, ``NAME-3`` after ``NAME-2`` (the default folder's suffix)."""
+    target = Path(target)
+    stem, dash, number = target.name.rpartition("-")
+    if dash and number.isdigit() and len(number) < 3:
+        return target.with_name(f"{stem}-{int(number) + 1}")
+    return target.with_name(f"{target.name}-2")
 
 
 def partial_path(target):
@@ -129,13 +144,43 @@ def partial_path(target):
     return target.with_name(target.name + PARTIAL_SUFFIX)
 
 
+def output_folder(out):
+    """The folder ``--out DIR`` names, refused (FolderExistsError) unless it can be one:
+    not empty, ``.`` or ``..``, not ending in ``.partial`` (the name of a folder being
+    written), short enough for the file system; a symlink is followed to its folder."""
+    text = str(out)
+    target = Path(out)
+    if not text.strip() or target.name in ("", ".", ".."):
+        raise FolderExistsError(f"--out {text!r} does not name a new folder; give a folder name")
+    if target.name.endswith(PARTIAL_SUFFIX):
+        raise FolderExistsError(
+            f"--out {text}: names ending in {PARTIAL_SUFFIX} are kept for folders being written"
+        )
+    if len(os.fsencode(target.name + PARTIAL_SUFFIX)) > NAME_MAX:
+        raise FolderExistsError(
+            f"--out: folder name too long ({len(os.fsencode(target.name))} bytes; "
+            f"at most {NAME_MAX - len(PARTIAL_SUFFIX)})"
+        )
+    if target.is_symlink():
+        if not target.exists():
+            raise FolderExistsError(f"--out {text} is a broken symlink")
+        target = target.resolve()
+    return target
+
+
 def check_target(target, force=False):
-    """Raise :class:`FolderExistsError` unless ``target`` may be written."""
+    """Raise :class:`FolderExistsError` unless ``target`` may be written: it does not exist,
+    or ``force`` is set and it is a gradvar results folder (it has a meta.json)."""
     target = Path(target)
     if target.exists() and not target.is_dir():
         raise FolderExistsError(f"{target} exists and is not a folder")
     if target.exists() and not force:
         raise FolderExistsError(f"{target} already exists (use --force to replace it)")
+    if target.exists() and not (target / "meta.json").is_file():
+        raise FolderExistsError(
+            f"{target} is not a gradvar results folder (it has no meta.json); "
+            "--force replaces only results folders"
+        )
 
 
 def _missing_parents(path):
@@ -148,8 +193,59 @@ def _missing_parents(path):
     return missing
 
 
+def lock_owner(partial):
+    """The pid written in a locked ``DIR.partial/`` (``?`` if it cannot be read)."""
+    try:
+        return (Path(partial) / OWNER).read_text(encoding="utf-8").strip() or "?"
+    except OSError:
+        return "?"
+
+
+def lock_partial(partial):
+    """Create ``partial`` if needed and take its exclusive lock (``flock`` on the folder);
+    returns the file descriptor that holds it until closed (the lock of a process that died
+    is released by the kernel, so a stale partial is simply taken over).
+
+    Raises :class:`FolderBusyError` naming the folder and the pid when another run holds it.
+    """
+    import fcntl
+
+    partial = Path(partial)
+    while True:
+        partial.mkdir(parents=True, exist_ok=True)
+        fd = os.open(partial, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            raise FolderBusyError(
+                f"{partial} is being written by another gradvar run (pid "
+                f"{lock_owner(partial)}); wait for it to finish or choose another --out"
+            ) from None
+        try:
+            here = os.stat(partial)
+            mine = os.fstat(fd)
+            same = (here.st_dev, here.st_ino) == (mine.st_dev, mine.st_ino)
+        except FileNotFoundError:
+            same = False
+        if same:  # else its owner renamed or removed it meanwhile: start again
+            with open(partial / OWNER, "w", encoding="utf-8") as fh:
+                fh.write(f"{os.getpid()}\n")
+            return fd
+        os.close(fd)
+
+
+def _clear(folder):
+    """Remove what ``folder`` holds, keeping the folder itself (and its lock)."""
+    for child in Path(folder).iterdir():
+        if child.is_dir() and not child.is_symlink():
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+
+
 @contextmanager
-def atomic_folder(target, force=False, resume=False, keep_on_interrupt=False):
+def atomic_folder(target, force=False, resume=False, keep_on_interrupt=False, unique=False):
     """Yield a temporary folder that becomes ``target`` when the block finishes.
 
     Parameters
@@ -157,48 +253,79 @@ def atomic_folder(target, force=False, resume=False, keep_on_interrupt=False):
     target : str or Path
         The folder to create.
     force : bool
-        Replace an existing ``target``; the old one stays until the new one is complete.
+        Replace an existing ``target`` (a results folder: it has a meta.json); the old one
+        stays until the new one is complete.
     resume : bool
         Keep what an interrupted earlier run left in ``DIR.partial/`` (else start afresh).
     keep_on_interrupt : bool
         On Ctrl-C (KeyboardInterrupt) keep ``DIR.partial/`` so that a resumable command can
         continue from it; ``DIR`` itself is never created half-written.
+    unique : bool
+        ``target`` is a default name: if another run has taken it meanwhile, use the next
+        free ``NAME-2``, ``NAME-3``, ... (the yielded folder's name says which).
 
     Raises
     ------
     FolderExistsError
         ``target`` exists and ``force`` is false.
+    FolderBusyError
+        Another run holds ``DIR.partial/``: one writer per folder.
 
     Notes
     -----
-    On any other exception the temporary folder and any parent folders created for it are
-    removed and the exception propagates: nothing is left behind.
+    ``DIR.partial/`` is locked (:func:`lock_partial`) for the whole block, and only the
+    lock's holder clears, removes or renames it, so two runs on one ``DIR`` never mix
+    their cells or delete each other's folder.  On any other exception the temporary folder
+    and any parent folders created for it are removed and the exception propagates.
     """
     target = Path(target)
     check_target(target, force)
-    partial = partial_path(target)
-    created = _missing_parents(partial)
-    if partial.exists() and not resume:  # left over by an earlier interrupted run
-        shutil.rmtree(partial)
-    partial.mkdir(parents=True, exist_ok=True)
+    while True:
+        partial = partial_path(target)
+        created = _missing_parents(partial)
+        try:
+            fd = lock_partial(partial)
+        except FolderBusyError:
+            if not unique:
+                raise
+            target = next_name(target)
+            continue
+        taken = target.exists() or any(c.name != OWNER for c in partial.iterdir())
+        if unique and taken:  # committed, or left by an interrupted run: not ours to clear
+            os.close(fd)
+            target = next_name(target)
+            continue
+        break
     try:
-        yield partial
-        _commit(partial, target, force)
-    except BaseException as err:
-        if keep_on_interrupt and isinstance(err, KeyboardInterrupt):
+        try:
+            if not resume:  # left over by an earlier interrupted run
+                _clear(partial)
+                (partial / OWNER).write_text(f"{os.getpid()}\n", encoding="utf-8")
+            yield partial
+            (partial / OWNER).unlink(missing_ok=True)
+            _commit(partial, target, force)
+        except BaseException as err:
+            if keep_on_interrupt and isinstance(err, KeyboardInterrupt):
+                raise
+            shutil.rmtree(partial, ignore_errors=True)
+            for parent in created:
+                try:
+                    parent.rmdir()
+                except OSError:
+                    break
             raise
-        shutil.rmtree(partial, ignore_errors=True)
-        for parent in created:
-            try:
-                parent.rmdir()
-            except OSError:
-                break
-        raise
+    finally:
+        os.close(fd)
 
 
 def _commit(partial, target, force):
     """Rename ``partial`` to ``target``, moving an existing ``target`` aside first."""
-    check_target(target, force)  # it may have appeared while we were running
+    if target.exists() and not force:
+        raise FolderExistsError(
+            f"{target} was written by another run while this one was running; "
+            "this run's results were not kept"
+        )
+    check_target(target, force)
     if not target.exists():
         os.rename(partial, target)
         return
@@ -210,6 +337,45 @@ def _commit(partial, target, force):
         os.rename(old, target)
         raise
     shutil.rmtree(old, ignore_errors=True)
+
+
+CHECK_SUFFIX = ".check.json"  # a checkpoint's row counts and hashes, written after its CSVs
+
+
+def _digest(path):
+    import hashlib
+
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
+def write_checked(check, tables):
+    """Write ``{path: DataFrame}`` as CSVs (each atomically), then ``check`` recording each
+    file's row count and SHA-256: a checkpoint counts as written only when its check is."""
+    record = {}
+    for path, frame in tables.items():
+        replace_file(path, lambda tmp, frame=frame: write_csv(frame, tmp))
+        record[Path(path).name] = {"rows": len(frame), "sha256": _digest(path)}
+    replace_file(check, lambda tmp: write_json(record, tmp))
+
+
+def read_checked(check, paths):
+    """The tables ``paths`` of a checkpoint as DataFrames, or None unless each file's row
+    count and SHA-256 match what ``check`` recorded (a torn, emptied or foreign file)."""
+    try:
+        with open(check, encoding="utf-8") as fh:
+            record = json.load(fh)
+        frames = []
+        for path in paths:
+            entry = record[Path(path).name]
+            if _digest(path) != entry["sha256"]:
+                return None
+            frame = read_csv(path)
+            if len(frame) != entry["rows"]:
+                return None
+            frames.append(frame)
+    except (OSError, ValueError, KeyError, TypeError, UnicodeDecodeError):
+        return None
+    return tuple(frames)
 
 
 def replace_file(path, write):

@@ -25,12 +25,27 @@ def suggest(name, choices):
 
 
 def parse_values(text, name="value"):
-    """Parse '1,2,3', 'START:STOP:COUNT' or 'log:START:STOP:COUNT' into a list of floats."""
+    """Parse '1,2,3', 'START:STOP:COUNT' or 'log:START:STOP:COUNT' into a list of floats.
+
+    A number or a list of numbers is taken as it is; anything else (a boolean, a table, a
+    nested list) is refused naming ``name``."""
+    if isinstance(text, (bool, np.bool_)):
+        raise SpecError(f"{name}: expected numbers, got the boolean {text}")
     if isinstance(text, (int, float, np.floating, np.integer)):
         return [float(text)]
     if isinstance(text, (list, tuple, np.ndarray)):
+        if not all(
+            isinstance(v, (int, float, np.floating, np.integer))
+            and not isinstance(v, (bool, np.bool_))
+            for v in text
+        ):
+            raise SpecError(f"{name}: expected a list of numbers, got {list(text)!r}")
+        if len(text) == 0:
+            raise SpecError(f"{name}: empty list")
         return [float(v) for v in text]
-    text = str(text).strip()
+    if not isinstance(text, str):
+        raise SpecError(f"{name}: expected numbers, got {text!r}")
+    text = text.strip()
     try:
         if text.startswith("log:") or text.count(":") == 2:
             log = text.startswith("log:")
@@ -38,6 +53,8 @@ def parse_values(text, name="value"):
             count = int(count)
             if count < 1:
                 raise SpecError(f"{name}: COUNT in {text!r} must be >= 1")
+            if count > MAX_LIST:
+                raise SpecError(f"{name}: COUNT in {text!r} must be <= {MAX_LIST}")
             start, stop = float(start), float(stop)
             if log:
                 if start <= 0 or stop <= 0:
@@ -78,6 +95,10 @@ def check_finite(name, values, positive=False):
 
 def parse_count(value, name):
     """An integer count that may be written 1e6."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(
+        value, (str, int, float, np.integer, np.floating)
+    ):
+        raise SpecError(f"{name}: expected a whole number, got {value!r}")
     try:
         f = float(value)
     except (TypeError, ValueError):
@@ -87,12 +108,50 @@ def parse_count(value, name):
     return int(f)
 
 
+def parse_one(value, name):
+    """The one number of an option that takes a single value (a list is refused, never
+    truncated to its first entry)."""
+    values = parse_values(value, name)
+    if len(values) != 1:
+        raise SpecError(
+            f"{name} takes one value here, got {len(values)} ({value}); run once per value"
+        )
+    return values[0]
+
+
+def table_of(value, name):
+    """A TOML table / dict (``set``, ``param``), refused naming ``name`` otherwise."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpecError(f"{name}: expected a table of KEY = VALUE, got {value!r}")
+    return dict(value)
+
+
+def flag_of(value, name):
+    """A true/false option: a boolean, never the truthiness of a string."""
+    if not isinstance(value, (bool, np.bool_)):
+        raise SpecError(f"{name}: expected true or false, got {value!r}")
+    return bool(value)
+
+
+def check_size(value, name, limit):
+    """A count within what can be represented and allocated: 1 <= value <= limit."""
+    if not 1 <= value <= limit:
+        raise SpecError(f"{name} must be >= 1 and <= {limit:.0e}, got {value:.6g}")
+    return value
+
+
 def names_of(value):
     """A list of names from a list or comma text (None or empty: [])."""
     if value is None:
         return []
     if isinstance(value, (list, tuple)):
+        if not all(isinstance(v, str) for v in value):
+            raise SpecError(f"expected a list of names, got {list(value)!r}")
         return [str(v).strip() for v in value if str(v).strip()]
+    if not isinstance(value, str):
+        raise SpecError(f"expected a name or a comma list of names, got {value!r}")
     text = str(value)
     names = [v.strip() for v in text.split(",")]
     if text.strip() and not any(names):
@@ -138,6 +197,16 @@ def baselines_for(baseline):
     return list(dict.fromkeys(names))
 
 
+MAX_SAMPLES = 10**12  # estimates per cell: about an hour at the engine's rate
+MAX_BATCH = 10**7  # samples per estimate
+MAX_STEPS = 10**7  # training steps
+MAX_SINGLES = 10**4  # single relaxed samples drawn per temperature by gumbel-max
+MAX_VALUE = 1e150  # |value| of a pick-one list: its square must not overflow float64
+MAX_CELLS = 10**5  # cells of one sweep
+MAX_LIST = 10**6  # values of one list or START:STOP:COUNT range
+MAX_CLASSES = 10**4  # classes of a categorical: exact enumeration is O(K^2) memory
+
+
 def check_seed(seed):
     """A seed: a whole number 0 <= seed < 2^64."""
     seed = parse_count(seed, "seed")
@@ -178,6 +247,8 @@ class Plan:
 
 
 def family_entry(family):
+    if not isinstance(family, str):
+        raise SpecError(f"family: expected a name, got {family!r}")
     if family not in registry.FAMILIES:
         raise SpecError(f"unknown family {family!r}." + suggest(family, registry.FAMILIES))
     return registry.FAMILIES[family]
@@ -278,9 +349,10 @@ def plan(
     samples = parse_count(samples, "samples")
     if samples < 1:
         raise SpecError(f"samples must be >= 1, got {samples}")
+    check_size(samples, "samples", MAX_SAMPLES)
     seed = check_seed(seed)
 
-    given = dict(params or {})
+    given = table_of(params, "param")
     for key, value in values.items():
         if key in given:
             raise SpecError(f"{key} is given twice")
@@ -297,9 +369,12 @@ def plan(
     if dim < fam.min_dim:
         vector = next((p.name for p in fam.params if p.vector), fam.name)
         raise SpecError(f"{vector}: a {fam.name} needs at least {fam.min_dim} classes, got {dim}")
+    if dim > MAX_CLASSES:
+        vector = next((p.name for p in fam.params if p.vector), fam.name)
+        raise SpecError(f"{vector}: at most {MAX_CLASSES} classes, got {dim}")
     _check_indices(obj, dim)
 
-    sets = dict(sets or {})
+    sets = table_of(sets, "set")
     allowed = {p.name: p for p in obj.params}
     for key in sets:
         if key not in allowed:
@@ -318,6 +393,7 @@ def plan(
     for b in batches:
         if b < 1:
             raise SpecError(f"batch must be >= 1, got {b}")
+        check_size(b, "batch", MAX_BATCH)
         for e in ests:
             for base in baselines if e.uses_baseline else [""]:
                 need = e.batch_needed(base)
@@ -330,6 +406,9 @@ def plan(
     axes["batch"] = batches
 
     order = list(axes)
+    count = math.prod(len(axes[k]) for k in order)
+    if count > MAX_CELLS:
+        raise SpecError(f"the sweep has {count} cells; at most {MAX_CELLS} in one run")
     cells = []
     for combo in itertools.product(*(axes[k] for k in order)):
         point = dict(zip(order, combo, strict=True))

@@ -385,9 +385,11 @@ def test_existing_folder_is_kept_unless_force(cli, tmp_path):
     result = cli("compare", "--samples", SAMPLES, "--out", "out", "-q")
     assert result.exit_code == 2 and "already exists" in result.output
     assert [p.name for p in (tmp_path / "out").iterdir()] == ["mine.txt"]
-    result = cli(
-        "compare", "--estimator", "reparam", "--samples", SAMPLES, "--out", "out", "--force", "-q"
-    )
+    force = ["compare", "--estimator", "reparam", "--samples", SAMPLES, "--out", "out", "--force"]
+    result = cli(*force, "-q")  # not a results folder (no meta.json): never replaced
+    assert result.exit_code == 2 and "not a gradvar results folder" in result.output
+    (tmp_path / "out" / "meta.json").write_text("{}")
+    result = cli(*force, "-q")
     assert result.exit_code == 0, result.output
     assert not (tmp_path / "out" / "mine.txt").exists()
     assert (tmp_path / "out" / "results.csv").exists()
@@ -582,4 +584,6 @@ def test_pick_one_bad_input(cli, tmp_path, args, message):
 def test_pick_one_existing_folder(cli, tmp_path):
     (tmp_path / "x").mkdir()
     assert cli("pick-one", "--out", "x", "-q").exit_code == 2
+    assert cli("pick-one", "--out", "x", "--force", "-q", "--samples", 10).exit_code == 2
+    (tmp_path / "x" / "meta.json").write_text("{}")  # a results folder: --force replaces it
     assert cli("pick-one", "--out", "x", "--force", "-q", "--samples", 10).exit_code == 0

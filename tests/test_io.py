@@ -63,12 +63,17 @@ def test_atomic_folder_never_replaces_without_force(tmp_path):
     (target / "old.txt").write_text("old")
     with pytest.raises(io.FolderExistsError, match="--force"), io.atomic_folder(target):
         pass  # pragma: no cover
-    assert (target / "old.txt").exists()
+    with pytest.raises(io.FolderExistsError, match="not a gradvar results folder"):
+        with io.atomic_folder(target, force=True):
+            pass  # pragma: no cover
+    (target / "meta.json").write_text("{}")
+    (target / "old.txt").unlink()
+    assert (target / "meta.json").exists()
     with pytest.raises(RuntimeError):  # a failed forced run keeps the old folder
         with io.atomic_folder(target, force=True) as tmp:
             (tmp / "new.txt").write_text("new")
             raise RuntimeError
-    assert sorted(p.name for p in target.iterdir()) == ["old.txt"]
+    assert sorted(p.name for p in target.iterdir()) == ["meta.json"]
     with io.atomic_folder(target, force=True) as tmp:
         (tmp / "new.txt").write_text("new")
     assert sorted(p.name for p in target.iterdir()) == ["new.txt"]

@@ -10,6 +10,7 @@ Imports here are click, the standard library and the registries (numpy only), so
 import os
 import shlex
 import sys
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -244,7 +245,9 @@ def output_options(func):
             metavar="DIR",
             help="Results folder. [default: results/<command>-<timestamp>/]",
         ),
-        click.option("--force", is_flag=True, help="Replace DIR if it exists."),
+        click.option(
+            "--force", is_flag=True, help="Replace DIR if it is a results folder (has meta.json)."
+        ),
         click.option(
             "--quiet",
             "-q",
@@ -283,10 +286,14 @@ def running_errors():
 
     Set GRADVAR_DEBUG=1 to see the traceback instead.
     """
+    from gradvar import io
+
     try:
         yield
     except (click.ClickException, click.exceptions.Exit, click.Abort):
         raise
+    except io.FolderExistsError as err:  # another run holds or took the folder
+        raise click.UsageError(str(err)) from None
     except Exception as err:
         if os.environ.get("GRADVAR_DEBUG"):
             raise
@@ -400,7 +407,9 @@ def run_study(
         with (
             running_errors(),
             progress_bar(prepared.total, quiet or not prepared.total, command) as tick,
+            warnings.catch_warnings(record=True) as caught,
         ):
+            warnings.simplefilter("always")  # counted, never leaked line by line
             files, tables = base.run_into_folder(prepared, progress=tick)
     except base.Interrupted as stop:
         click.echo(
@@ -409,6 +418,17 @@ def run_study(
             err=True,
         )
         raise click.exceptions.Exit(130) from None
+    except KeyboardInterrupt:  # a study without checkpoints: nothing half-written is kept
+        click.echo(f"\nInterrupted: {command} keeps no partial results; nothing written.", err=True)
+        raise click.exceptions.Exit(130) from None
+    if caught:
+        first = caught[0]
+        note(
+            f"note: {len(caught)} numerical warning(s) while running (the first: "
+            f"{first.category.__name__}: {first.message}); numbers flagged '!' or shown as "
+            "inf/n/a cannot be trusted",
+            quiet,
+        )
     if table is not None:
         click.echo(table(tables))
     echo_files(prepared.target, files)

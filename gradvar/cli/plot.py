@@ -39,12 +39,34 @@ def plot_command(folders, quiet):
             continue
         with common.usage_errors():
             command = check(folder)
-        with common.running_errors():
-            from gradvar import plots
-
-            names = plots.draw_command(command, folder)
+            names = draw(command, folder)
         if not quiet:
             common.echo_files(folder, names)
+
+
+def draw(command, folder):
+    """Draw a checked folder; a table that lacks a column or holds text where a number
+    belongs is bad input naming the folder's CSV, not a traceback."""
+    from gradvar import plots
+    from gradvar.spec import SpecError
+
+    try:
+        with common.running_errors():
+            return plots.draw_command(command, folder)
+    except click.ClickException as err:
+        cause = err.__cause__
+        if isinstance(cause, (KeyError, AttributeError)):  # a row's missing field
+            column = cause.args[0] if isinstance(cause, KeyError) else cause.name
+            raise SpecError(
+                f"cannot draw {folder}: its results.csv (or another of its CSV files) "
+                f"has no column {column!r}"
+            ) from None
+        if isinstance(cause, (ValueError, TypeError)):
+            raise SpecError(
+                f"cannot draw {folder}: its results.csv does not hold {command} "
+                f"results ({type(cause).__name__}: {cause})"
+            ) from None
+        raise
 
 
 def check(folder):
@@ -55,11 +77,16 @@ def check(folder):
 
     path = Path(folder) / "results.csv"
     if not path.is_file():
-        raise SpecError(f"{folder} is not a results folder: it has no results.csv")
+        raise SpecError(f"{folder} is not a results folder: it has no results.csv file")
+    meta = Path(folder) / "meta.json"
+    if meta.exists() and not meta.is_file():
+        raise SpecError(f"{meta} is not a file")
     try:
+        if meta.exists() and not isinstance(io.read_meta(folder), dict):
+            raise SpecError(f"{meta}: expected a JSON object")
         command = plots.command_of(folder)
         results = io.read_csv(path)
-    except ValueError as err:  # includes JSON and CSV parse errors
+    except (ValueError, OSError) as err:  # includes JSON and CSV parse errors
         raise SpecError(f"cannot read {folder}: {err}") from None
     if command not in plots.PLOTTERS:
         raise SpecError(

@@ -32,6 +32,9 @@ Examples:
     metavar="DIR",
     help="Results folder (one FILE only). [default: results/<file stem>/]",
 )
+@click.option(
+    "--force", is_flag=True, help="Let a meta.json replace the results folder it came from."
+)
 @click.option("--quiet", "-q", is_flag=True, help="No progress bars or notes on stderr.")
 @click.option(
     "--resume",
@@ -40,7 +43,7 @@ Examples:
     "(compare and sweep-tau save finished cells as they go).",
 )
 @common.trust_plugins_option
-def run_command(files, run_all, out, quiet, resume, trust_plugins):
+def run_command(files, run_all, out, force, quiet, resume, trust_plugins):
     """Run declarative experiments: each FILE writes results/<file stem>/.
 
     A FILE is a TOML experiment (a `command` key and the command's options by name) or a
@@ -60,9 +63,8 @@ def run_command(files, run_all, out, quiet, resume, trust_plugins):
     if not files:
         raise click.UsageError("give FILE... or --all")
     with common.usage_errors():
-        loaded = experiments.load_all(
-            files, out, trust_plugins
-        )  # every file is checked before anything runs
+        # every file is checked before anything runs
+        loaded = experiments.load_all(files, out, force, trust_plugins)
     timings = []
     for exp in loaded:
         common.note(f"== {exp.path} -> {exp.target}/", quiet)

@@ -222,7 +222,8 @@ def _variance_entry(r, cost=1.0):
 
 
 def results_table(results):
-    """The stdout report of a compare run: heading and the point or sweep table."""
+    """The stdout report of a compare run: heading, the point or sweep table, and a flag
+    for every number that cannot be trusted (:func:`trust_flags`)."""
     swept = io.swept_columns(results)
     count = coordinate_count(results)
     if count > MANY_COORDS:
@@ -234,4 +235,41 @@ def results_table(results):
         )
         return heading(results, swept) + "\n\n" + body + note
     body = sweep_tables(results, swept) if swept else point_table(results)
-    return heading(results, swept) + "\n\n" + body
+    flags = trust_flags(results)
+    return heading(results, swept) + "\n\n" + body + "".join(f"\n{f}" for f in flags)
+
+
+def trust_flags(results):
+    """'!' lines: estimators with non-finite estimates (cells, largest count and share;
+    the statistics cover the finite ones only), a variance that overflowed, and a variance
+    of 0 with a mean or exact variance that says otherwise (the inputs lost precision:
+    f(z) - b cancelled)."""
+    flags = []
+    cell = io.cell_index(results)
+    frame = results.assign(_cell=cell)
+    for (est, base), rows in frame.groupby(["estimator", "baseline"], sort=False, dropna=False):
+        label = io.estimator_label(est, base)
+        bad = rows[rows["nonfinite"] > 0]
+        if len(bad):
+            worst = bad.loc[bad["nonfinite"].idxmax()]
+            flags.append(
+                f"! {label}: non-finite estimates in {bad['_cell'].nunique()} cell(s), up to "
+                f"{int(worst['nonfinite']):,} of {int(worst['n']):,} "
+                f"({worst['nonfinite'] / worst['n']:.1%}); its statistics cover the finite "
+                "ones only"
+            )
+        finite_var = rows["grad_var"].map(lambda v: isinstance(v, float) and math.isfinite(v))
+        over = rows[~finite_var & (rows["nonfinite"] == 0) & rows["grad_var"].notna()]
+        if len(over):
+            flags.append(
+                f"! {label}: the variance overflowed (inf) in {over['_cell'].nunique()} cell(s)"
+            )
+        off = (rows["grad_mean"] - rows["exact_grad"]).abs() > 1e-9 * rows["exact_grad"].abs()
+        lost = rows[(rows["grad_var"] == 0) & ((rows["exact_var"] > 0) | off)]
+        if len(lost):
+            flags.append(
+                f"! {label}: every estimate equal yet not the exact gradient or variance, in "
+                f"{lost['_cell'].nunique()} cell(s): the inputs lose precision (f(z) - b "
+                "cancels in floating point)"
+            )
+    return flags

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from gradvar import io
-from gradvar.spec import SpecError, suggest
+from gradvar.spec import SpecError, flag_of, suggest
 
 CELLS = "cells"  # sub-folder of DIR.partial/ holding finished cells
 EXPERIMENT = "experiment.json"  # the experiment a DIR.partial/ belongs to
 RUN_KEYS = ("threads", "no-plot")  # run-time choices: not part of what a resume must match
+FLAGS = ("no-plot", "train-positions", "resume")  # true/false keys
 
 
 class Study:
@@ -81,6 +82,14 @@ class Study:
                     f"{prefix}unknown key {key!r} for command {self.name!r}."
                     + suggest(str(key), sorted(keys))
                 )
+        for key in FLAGS:
+            if key in experiment:
+                flag_of(experiment[key], f"{prefix}{key}")
+        threads = experiment.get("threads")
+        if threads is not None and (
+            isinstance(threads, bool) or not isinstance(threads, int) or threads < 1
+        ):
+            raise SpecError(f"{prefix}threads: expected a whole number >= 1, got {threads!r}")
 
 
 def from_keywords(study, arguments, **aliases):
@@ -131,6 +140,7 @@ class Prepared:
     force: bool
     resume: bool
     command_line: str
+    unique: bool = False  # the target is a default name: take the next free one if taken
     started: str = field(default_factory=io.now)
     t0: float = field(default_factory=time.perf_counter)
 
@@ -153,7 +163,7 @@ def prepare(study, experiment, out=None, force=False, resume=False, command_line
     FolderExistsError (bad input) and writes nothing."""
     study.check_keys(experiment)
     spec = study.spec(experiment)
-    target = Path(out) if out is not None else io.default_folder(study.name)
+    target = io.output_folder(out) if out is not None else io.default_folder(study.name)
     io.check_target(target, force)
     resolved = study.resolved(spec)
     if experiment.get("plugins"):  # their {"path", "sha256"} records (gradvar.plugins)
@@ -162,7 +172,8 @@ def prepare(study, experiment, out=None, force=False, resume=False, command_line
         resolved["threads"] = set_threads(experiment.get("threads"))
     if resume and study.resumable:
         check_resume(target, resolved)
-    return Prepared(study, spec, resolved, target, force, resume, command_line)
+    unique = out is None
+    return Prepared(study, spec, resolved, target, force, resume, command_line, unique)
 
 
 def _resume_key(experiment):
@@ -170,17 +181,27 @@ def _resume_key(experiment):
 
 
 def check_resume(target, resolved):
-    """Refuse a DIR.partial/ that belongs to a different experiment."""
+    """Refuse a DIR.partial/ that belongs to a different experiment, or whose
+    experiment.json is missing or unreadable (its cells could be anyone's)."""
     import json
 
-    path = io.partial_path(target) / EXPERIMENT
-    if path.exists():
+    partial = io.partial_path(target)
+    path = partial / EXPERIMENT
+    if not partial.is_dir() or not any(c.name != io.OWNER for c in partial.iterdir()):
+        return  # nothing to resume: the run starts afresh
+    try:
         with open(path, encoding="utf-8") as fh:
             saved = json.load(fh)
-        if saved != json.loads(json.dumps(_resume_key(resolved))):
-            raise SpecError(
-                f"{path.parent} holds a different experiment; run without --resume to start over"
-            )
+    except (OSError, ValueError) as err:
+        why = "has no experiment.json" if not path.exists() else f"has an unreadable {path.name}"
+        raise SpecError(
+            f"cannot resume: {partial} {why} ({type(err).__name__}), so its cells cannot be "
+            "trusted; run without --resume to start over"
+        ) from None
+    if saved != json.loads(json.dumps(_resume_key(resolved))):
+        raise SpecError(
+            f"{path.parent} holds a different experiment; run without --resume to start over"
+        )
 
 
 def run_into_folder(prepared, progress=None):
@@ -193,8 +214,13 @@ def run_into_folder(prepared, progress=None):
     keep = study.resumable
     try:
         with io.atomic_folder(
-            prepared.target, force=prepared.force, resume=prepared.resume, keep_on_interrupt=keep
+            prepared.target,
+            force=prepared.force,
+            resume=prepared.resume,
+            keep_on_interrupt=keep,
+            unique=prepared.unique,
         ) as tmp:
+            prepared.target = tmp.with_name(tmp.name[: -len(io.PARTIAL_SUFFIX)])
             checkpoint = None
             if keep:
                 io.write_json(_resume_key(prepared.resolved), tmp / EXPERIMENT)
@@ -233,7 +259,7 @@ def run_into_folder(prepared, progress=None):
         if not keep:
             raise
         partial = io.partial_path(prepared.target)
-        done = len(list((partial / CELLS).glob("*.summary.csv"))) if partial.exists() else 0
+        done = len(list((partial / CELLS).rglob(f"*{io.CHECK_SUFFIX}"))) if partial.exists() else 0
         raise Interrupted(partial, done) from None
     return files, tables
 

@@ -4,6 +4,7 @@ the cells of ``sweep-tau``.
 """
 
 import math
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -195,15 +196,23 @@ def run_plan(plan, progress=None, checkpoint=None):
     parts, memo = [], {}
     for i, cell in enumerate(plan.cells):
         done = checkpoint / f"cell{i:05d}.summary.csv", checkpoint / f"cell{i:05d}.results.csv"
-        if not all(p.exists() for p in done):
+        check = checkpoint / f"cell{i:05d}{io.CHECK_SUFFIX}"
+        saved = io.read_checked(check, done) if check.exists() else None
+        if saved is None:
+            if check.exists() or any(p.exists() for p in done):
+                print(
+                    f"note: {check.parent / check.stem} failed its check (rows and hash); "
+                    "recomputing it",
+                    file=sys.stderr,
+                )
             results, summary = _tables(plan, *run_cell(plan, cell, progress, memo))
-            io.replace_file(done[1], lambda tmp, table=results: io.write_csv(table, tmp))
-            io.replace_file(done[0], lambda tmp, table=summary: io.write_csv(table, tmp))  # last
+            io.write_checked(check, {done[1]: results, done[0]: summary})  # check file last
+            saved = io.read_checked(check, done)  # read back: a resumed run gives the same bytes
         elif progress is not None:
             progress(len(plan.estimators) * plan.samples)
-        parts.append(done)
-    summary = pd.concat([io.read_csv(s) for s, _ in parts], ignore_index=True)
-    results = pd.concat([io.read_csv(r) for _, r in parts], ignore_index=True)
+        parts.append(saved)
+    summary = pd.concat([s for s, _ in parts], ignore_index=True)
+    results = pd.concat([r for _, r in parts], ignore_index=True)
     return results, summary
 
 

@@ -156,11 +156,20 @@ def load_runs(path, out=None, trust_plugins=False):
     return [Experiment(Path(path), d, target / name, group) for name, d in runs]
 
 
-def load_all(paths, out=None, trust_plugins=False):
-    """Every file read and validated before any runs (the runs of multi-run files in order)."""
+def load_all(paths, out=None, force=False, trust_plugins=False):
+    """Every file read and validated before any runs (the runs of multi-run files in order);
+    a meta.json never replaces the folder it came from unless ``force``."""
     if out is not None and len(paths) > 1:
         raise SpecError("--out needs exactly one FILE")
-    return [exp for p in paths for exp in load_runs(p, out, trust_plugins)]
+    loaded = [exp for p in paths for exp in load_runs(p, out, trust_plugins)]
+    for exp in loaded:
+        source = exp.path if exp.path.is_dir() else exp.path.parent
+        if exp.path.suffix != ".toml" and exp.target.resolve() == source.resolve() and not force:
+            raise SpecError(
+                f"{exp.path}: would replace the folder it came from; give --out DIR "
+                "(or --force to replace it)"
+            )
+    return loaded
 
 
 def finish(group):
@@ -177,7 +186,7 @@ def run(path, out=None, resume=False, progress=None, trust_plugins=False):
     """Python API (``gradvar.run``): run one experiment file into its results folder
     (``results/<file stem>/`` unless ``out``), replacing an existing one once the new one is
     complete; returns the folder (of a multi-run file: the folder holding its runs)."""
-    exps = load_all([path], out, trust_plugins)
+    exps = load_all([path], out, force=True, trust_plugins=trust_plugins)
     for exp in exps:
         prepared = base.prepare(exp.study, exp.data, exp.target, force=True, resume=resume)
         base.run_into_folder(prepared, progress=progress)

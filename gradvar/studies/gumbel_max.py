@@ -90,18 +90,20 @@ class GumbelMax(Study):
         spec.check_finite("logits", o)
         if len(o) < 2:
             raise spec.SpecError(f"logits: a categorical needs at least 2 classes, got {len(o)}")
+        if len(o) > spec.MAX_CLASSES:
+            raise spec.SpecError(f"logits: at most {spec.MAX_CLASSES} classes, got {len(o)}")
         n = spec.parse_count(experiment.get("samples", defaults.SAMPLES), "samples")
-        if n < 1:
-            raise spec.SpecError(f"samples must be >= 1, got {n}")
+        spec.check_size(n, "samples", spec.MAX_SAMPLES)
         seed = spec.check_seed(experiment.get("seed", defaults.SEED))
         taus = spec.parse_values(experiment.get("tau") or defaults.GUMBEL_MAX_TAUS, "tau")
         spec.check_finite("tau", taus, positive=True)
         singles = spec.parse_count(
             experiment.get("singles", defaults.GUMBEL_MAX_SINGLES), "singles"
         )
-        if singles < 0:
-            raise spec.SpecError(f"singles must be >= 0, got {singles}")
-        return GumbelMaxSpec(o, n, seed, taus, singles, bool(experiment.get("no-plot")))
+        if not 0 <= singles <= spec.MAX_SINGLES:
+            raise spec.SpecError(f"singles must be >= 0 and <= {spec.MAX_SINGLES}, got {singles}")
+        no_plot = spec.flag_of(experiment.get("no-plot", False), "no-plot")
+        return GumbelMaxSpec(o, n, seed, taus, singles, no_plot)
 
     def resolved(self, spec):
         return {

@@ -149,17 +149,25 @@ class PickOne(Study):
     def spec(self, experiment):
         lists = []
         raw_lists = experiment.get("lists") or defaults.PICK_ONE_LISTS
-        if isinstance(raw_lists, str):
+        if not isinstance(raw_lists, (list, tuple)):
             raise spec.SpecError('lists: a list of lists, e.g. lists = ["4,5,6", "0,5,10"]')
         for i, raw in enumerate(raw_lists):
             values = spec.parse_values(raw, f"list {i + 1}")
             spec.check_finite(f"list {i + 1}", values)
+            if len(values) > spec.MAX_LIST:
+                raise spec.SpecError(f"list {i + 1}: at most {spec.MAX_LIST} values")
+            big = max(abs(v) for v in values)
+            if big > spec.MAX_VALUE:  # the variance would overflow to inf
+                raise spec.SpecError(
+                    f"list {i + 1}: values must be within +-{spec.MAX_VALUE:g} (their squares "
+                    f"must not overflow), got {big:g}"
+                )
             lists.append(values)
         samples = spec.parse_count(experiment.get("samples", defaults.PICK_ONE_SAMPLES), "samples")
-        if samples < 1:
-            raise spec.SpecError(f"samples must be >= 1, got {samples}")
+        spec.check_size(samples, "samples", spec.MAX_SAMPLES)
         seed = spec.check_seed(experiment.get("seed", defaults.SEED))
-        return PickOneSpec(lists, samples, seed, bool(experiment.get("no-plot")))
+        no_plot = spec.flag_of(experiment.get("no-plot", False), "no-plot")
+        return PickOneSpec(lists, samples, seed, no_plot)
 
     def resolved(self, spec):
         return {

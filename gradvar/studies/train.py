@@ -263,10 +263,14 @@ def validate(
     train_positions=False,
 ):
     """Check the options (SpecError naming the problem) and fill in the problem's defaults."""
-    from gradvar.spec import SpecError, estimators_for, parse_count, parse_values, suggest
+    from gradvar import spec
+    from gradvar.spec import SpecError, estimators_for, parse_count, parse_one, parse_values
 
+    for key, value in (("problem", problem), ("optimizer", optimizer), ("baseline", baseline)):
+        if value is not None and not isinstance(value, str):
+            raise SpecError(f"{key}: expected a name, got {value!r}")
     if problem not in PROBLEMS:
-        raise SpecError(f"unknown problem {problem!r}." + suggest(problem, PROBLEMS))
+        raise SpecError(f"unknown problem {problem!r}." + spec.suggest(problem, PROBLEMS))
     prob = PROBLEMS[problem]
     d = prob.defaults
     seeds = [
@@ -274,26 +278,29 @@ def validate(
         for s in parse_values(seed if seed is not None else d["seed"], "seed")
     ]
     steps = parse_count(steps if steps is not None else d["steps"], "steps")
-    lr = parse_values(lr if lr is not None else d["lr"], "lr")[0]
-    tau = parse_values(tau if tau is not None else d["tau"], "tau")[0]
+    lr = parse_one(lr if lr is not None else d["lr"], "lr")  # a list is refused, not cut
+    tau = parse_one(tau if tau is not None else d["tau"], "tau")
     optimizer = optimizer or d["optimizer"]
     baseline = baseline or d["baseline"]
     if any(s < 0 for s in seeds):
         raise SpecError("seed must be >= 0")
-    if steps < 0:
-        raise SpecError(f"steps must be >= 0, got {steps}")
+    seeds = [spec.check_seed(s) for s in seeds]
+    spec.check_size(steps, "steps", spec.MAX_STEPS)
     if not (math.isfinite(lr) and lr > 0):
         raise SpecError(f"lr must be finite and > 0, got {lr}")
     if not (math.isfinite(tau) and tau > 0):
         raise SpecError(f"tau must be finite and > 0, got {tau}")
     if optimizer not in OPTIMIZERS:
-        raise SpecError(f"unknown optimizer {optimizer!r}." + suggest(optimizer, OPTIMIZERS))
+        raise SpecError(f"unknown optimizer {optimizer!r}." + spec.suggest(optimizer, OPTIMIZERS))
     if baseline not in registry.BASELINES:
-        raise SpecError(f"unknown baseline {baseline!r}." + suggest(baseline, registry.BASELINES))
+        choices = registry.BASELINES
+        raise SpecError(f"unknown baseline {baseline!r}." + spec.suggest(baseline, choices))
     if train_positions and problem != "bump":
         raise SpecError("--train-positions applies to --problem bump only")
-    if int(batch) < 1:
+    batch = parse_count(parse_one(batch, "batch"), "batch")
+    if batch < 1:
         raise SpecError(f"batch must be >= 1, got {batch}")
+    spec.check_size(batch, "batch", spec.MAX_BATCH)
     ests = estimators_for(estimator or d["estimator"], registry.FAMILIES[prob.family], train=True)
     return dict(
         prob=prob,
