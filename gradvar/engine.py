@@ -485,9 +485,13 @@ class Task:
 
         try:
             family = registry.FAMILIES[self.family]
-            objective = registry.OBJECTIVES[(self.family, self.objective)]
         except KeyError as err:
             raise ValueError(f"not registered in this process: {err}") from None
+        objective = registry.OBJECTIVES.get((self.family, self.objective))
+        if objective is None:  # an expression objective: rebuilt from its text
+            from gradvar import spec
+
+            objective = spec.objective_entry(family, self.objective, tuple(self.objective_values))
         return Cell(
             family,
             _values(self.family_values),

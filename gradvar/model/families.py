@@ -2,7 +2,7 @@
 
 All kernels read ``fp``, the family's parameter array made by ``prepare``:
 normal ``[mu, sigma, ziggurat tables...]``; categorical ``[logits..., softmax(logits)...]``;
-bernoulli ``[phi, sigmoid(phi)]``.  Every estimator in a cell sees the same noise
+bernoulli ``[phi, sigmoid(phi), sigmoid(-phi)]``.  Every estimator in a cell sees the same noise
 because the noise of sample c is a pure function of (key, c).
 """
 
@@ -228,10 +228,11 @@ def bernoulli_noise(fp, key, counter, state):
 
 @kernel
 def bernoulli_score(fp, state, x, s):
-    """b = 1[phi + L > 0] ~ Bernoulli(sigmoid(phi)); d/dphi log p(b) = b - p."""
+    """b = 1[phi + L > 0] ~ Bernoulli(sigmoid(phi)); d/dphi log p(b) = b - p, taken as
+    q = 1 - p (fp[2], computed without cancellation) when b = 1."""
     b = 1.0 if fp[0] + state[0] > 0.0 else 0.0
     x[0] = b
-    s[0] = b - fp[1]
+    s[0] = fp[2] if b == 1.0 else -fp[1]
 
 
 @kernel
@@ -257,15 +258,24 @@ def bernoulli_vjp(fp, tau, state, y, v, g):
     g[0] += v[0] * _sigmoid(a) * _sigmoid(-a) / tau
 
 
+def _expit(phi):
+    """sigmoid(phi) with full relative precision for either sign (no 1 - p cancellation)."""
+    if phi >= 0.0:
+        return 1.0 / (1.0 + math.exp(-phi))
+    e = math.exp(phi)
+    return e / (1.0 + e)
+
+
 def _bernoulli_prepare(values):
+    """fp = [phi, p, 1 - p], both probabilities to full relative precision."""
     phi = float(values["logit"])
-    return np.array([phi, 0.5 * (1.0 + math.tanh(0.5 * phi))])
+    return np.array([phi, _expit(phi), _expit(-phi)])
 
 
 def _bernoulli_outcomes(values):
     """b = 0 (L = -inf) with 1 - p, b = 1 (L = +inf) with p."""
-    p = 0.5 * (1.0 + math.tanh(0.5 * float(values["logit"])))
-    return np.array([[-np.inf], [np.inf]]), np.array([1.0 - p, p])
+    phi = float(values["logit"])
+    return np.array([[-np.inf], [np.inf]]), np.array([_expit(-phi), _expit(phi)])
 
 
 def _bernoulli_gradient(values, f):
