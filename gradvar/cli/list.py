@@ -72,8 +72,8 @@ def list_command(plugin):
 
 
 def _fmt(value):
-    if callable(value):
-        return "1..K"
+    if callable(value):  # a default of the dimension: its docstring names it, else 1..K
+        return (value.__doc__ or "1..K").strip()
     if isinstance(value, tuple):
         return ",".join(f"{v:g}" for v in value)
     return f"{value:g}"

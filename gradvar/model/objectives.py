@@ -238,6 +238,7 @@ def _mb_squared_grad(fam, par):
 
 
 def _uniform_weights(dim):
+    """1/D each"""
     return np.full(dim, 1.0 / dim)
 
 
