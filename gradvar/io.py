@@ -227,11 +227,15 @@ def replace_file(path, write):
 
 # --- reading the results.csv schema (docs/math.md §6) -----------------------------------
 def parameter_columns(frame):
-    """The cell's parameter columns of a results table: those between ``baseline`` and ``param``."""
+    """The cell's parameter columns of a results table: those between ``baseline`` and
+    ``param``, and the estimator options appended after them (``rao_samples``, ...)."""
+    from gradvar.model import OPTIONS
+
     cols = list(frame.columns)
     if "baseline" not in cols or "param" not in cols:
         return []
-    return cols[cols.index("baseline") + 1 : cols.index("param")]
+    lead = cols[cols.index("baseline") + 1 : cols.index("param")]
+    return lead + [c for c in OPTIONS if c in cols and c not in lead]
 
 
 def swept_columns(frame):
