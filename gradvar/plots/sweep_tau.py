@@ -151,7 +151,7 @@ def _swept(axes, g, best, scales):
                 capsize=4,
                 zorder=6,
             )
-            text += f"; fitted {fitted:.3g} [{low:.3g}, {high:.3g}]"
+            text += f"; fitted {fitted:.4g} [{low:.4g}, {high:.4g}]"
         else:
             text += f"; fitted {fitted:.3g}"
     if edge:

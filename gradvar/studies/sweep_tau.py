@@ -278,7 +278,10 @@ def fitted_best_tau(group, i):
     if not c > 0:
         return nan
     vertex = -b / (2 * c)
-    cov = np.linalg.pinv(design.T @ design)
+    # scaled by the reduced chi-square when above 1: a parabola that misfits widens the interval
+    resid = design @ coef - np.log(mse) / se
+    scale = max(1.0, float(resid @ resid) / (len(x) - 3)) if len(x) > 3 else 1.0
+    cov = scale * np.linalg.pinv(design.T @ design)
     grad = np.array([0.0, -1 / (2 * c), b / (2 * c * c)])
     width = stats.Z * math.sqrt(max(grad @ cov @ grad, 0.0))
     if not x[0] <= vertex <= x[-1]:
