@@ -337,7 +337,8 @@ def plan(
     from gradvar.engine import Cell
 
     fam = family_entry(family)
-    obj = objective_entry(fam, objective, tuple(sets or ()))
+    sets = table_of(sets, "set")
+    obj = objective_entry(fam, objective, tuple(sets))
     ests = estimators_for(estimator, fam)
     for e in ests:
         if e.needs_derivatives > obj.derivatives:
@@ -374,7 +375,6 @@ def plan(
         raise SpecError(f"{vector}: at most {MAX_CLASSES} classes, got {dim}")
     _check_indices(obj, dim)
 
-    sets = table_of(sets, "set")
     allowed = {p.name: p for p in obj.params}
     for key in sets:
         if key not in allowed:

@@ -202,17 +202,7 @@ def test_readme_first_command_is_the_mean_shift_and_runs_as_written(cli, tmp_pat
     assert ",linear," in table and ",quadratic," not in table
 
 
-# --- item 6: the kernel cache's commands ----------------------------------------------------
-def test_cache_info_and_clear(cli, tmp_path, monkeypatch):
-    monkeypatch.setenv("GRADVAR_CACHE_DIR", str(tmp_path / "c"))
-    (tmp_path / "c" / "kernels").mkdir(parents=True)
-    (tmp_path / "c" / "kernels" / "gradvar_x.py").write_text("x = 1\n")
-    result = cli("cache", "info")
-    assert result.exit_code == 0 and "1 generated module(s)" in result.output
-    result = cli("cache", "clear")
-    assert result.exit_code == 0 and "Removed 1 file(s)" in result.output
-    assert not (tmp_path / "c" / "kernels").exists()
-    assert "0 generated module(s)" in cli("cache", "info").output
+# --- item 6: the kernel cache's commands are tested in tests/test_cache.py ---------------
 
 
 # --- item 10: numbers that cannot be trusted say so -----------------------------------------

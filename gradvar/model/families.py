@@ -197,7 +197,7 @@ register_family(
     Family(
         name="categorical",
         params=(Param("logits", (2.0, 0.5, 0.1), vector=True, help="logits o, one per class"),),
-        capabilities=frozenset({"score", "relax"}),
+        capabilities=frozenset({"score", "relax", "softmax"}),  # softmax: one K-class softmax
         summary="Categorical(softmax(logits)) by Gumbel-Max, gradient w.r.t. every logit",
         prepare=_categorical_prepare,
         dim=lambda values: len(np.atleast_1d(values["logits"])),
@@ -259,11 +259,11 @@ def bernoulli_vjp(fp, tau, state, y, v, g):
 
 
 def _expit(phi):
-    """sigmoid(phi) with full relative precision for either sign (no 1 - p cancellation)."""
-    if phi >= 0.0:
-        return 1.0 / (1.0 + math.exp(-phi))
-    e = math.exp(phi)
-    return e / (1.0 + e)
+    """sigmoid(phi) with full relative precision for either sign (no 1 - p cancellation);
+    scipy's, as the multibernoulli family uses, so one bit equals the Bernoulli exactly."""
+    from scipy.special import expit
+
+    return float(expit(phi))
 
 
 def _bernoulli_prepare(values):
@@ -293,7 +293,7 @@ register_family(
     Family(
         name="bernoulli",
         params=(Param("logit", 0.0, help="logit phi, p = sigmoid(phi)"),),
-        capabilities=frozenset({"score", "relax", "bits"}),
+        capabilities=frozenset({"score", "relax", "bits", "softmax"}),  # softmax: as two classes
         summary="Bernoulli(sigmoid(logit)) by a logistic threshold, gradient w.r.t. the logit",
         prepare=_bernoulli_prepare,
         dim=lambda values: 1,
@@ -329,12 +329,13 @@ def multibernoulli_noise(fp, key, counter, state):
 
 @kernel
 def multibernoulli_score(fp, state, x, s):
-    """b_i = 1[phi_i + L_i > 0] ~ Bernoulli(p_i); d/dphi_i log p(b) = b_i - p_i."""
+    """b_i = 1[phi_i + L_i > 0] ~ Bernoulli(p_i); d/dphi_i log p(b) = b_i - p_i, taken as
+    q_i = 1 - p_i (fp[2D + i], without cancellation) when b_i = 1."""
     d = state.shape[0]
     for i in range(d):
         b = 1.0 if fp[i] + state[i] > 0.0 else 0.0
         x[i] = b
-        s[i] = b - fp[d + i]
+        s[i] = fp[2 * d + i] if b == 1.0 else -fp[d + i]
 
 
 @kernel
@@ -362,7 +363,7 @@ def _multibernoulli_prepare(values):
     from scipy.special import expit
 
     phi = _multibernoulli_logits(values)
-    return np.concatenate([phi, expit(phi)])
+    return np.concatenate([phi, expit(phi), expit(-phi)])
 
 
 def bit_patterns(dim):
