@@ -164,6 +164,8 @@ def _with_note(mean, var, note=None):
 
 
 def _relaxed_note(cell):
+    if _two_class_noise(cell) is None and "softmax" not in cell.family.capabilities:
+        return "relaxed estimators: exact moments for one softmax over two or three classes"
     if len(cell.coords) > 3 and _two_class_noise(cell) is None:
         return "relaxed estimators: exact moments for two or three classes only"
     return "quadrature did not converge"
@@ -290,6 +292,8 @@ def relaxed_moments(cell, est):
     if est.requires != "relax" or not tau > 0:
         return nan, nan
     if noise is None:
+        if "softmax" not in cell.family.capabilities:  # not one softmax over the classes
+            return nan, nan
         return relaxed_conditional_moments(cell, est)
     state, switch = noise
     at = _estimate_at(cell, est, np.zeros(1 + p))
