@@ -194,10 +194,7 @@ def _injected_moments(cell, est, baseline, rules):
         current = (mean, var / cell.batch)
         if len(node_counts) == 1:
             return current
-        if previous is not None and all(
-            np.allclose(a, b, rtol=QUAD_RTOL, atol=QUAD_RTOL * (1 + np.abs(b).max()))
-            for a, b in zip(current, previous, strict=True)
-        ):
+        if previous is not None and _agree(current, previous):
             return current
         previous = current
     return nan, nan
@@ -208,6 +205,14 @@ def _is_loo(baseline):
     from gradvar.model.registry import LEAVE_ONE_OUT
 
     return BASELINES[baseline].mode == LEAVE_ONE_OUT
+
+
+def _agree(current, previous):
+    """Two successive refinements of a rule agree: (mean, var) equal to QUAD_RTOL."""
+    return all(
+        np.allclose(a, b, rtol=QUAD_RTOL, atol=QUAD_RTOL * (1 + np.abs(b).max()))
+        for a, b in zip(current, previous, strict=True)
+    )
 
 
 def _has_oracle(baseline):
@@ -506,10 +511,7 @@ def loo_moments(cell, rules):
         current = (mean, np.maximum(var, 0.0))
         if len(node_counts) == 1:
             return current
-        if previous is not None and all(
-            np.allclose(a, b, rtol=QUAD_RTOL, atol=QUAD_RTOL * (1 + np.abs(b).max()))
-            for a, b in zip(current, previous, strict=True)
-        ):
+        if previous is not None and _agree(current, previous):
             return current
         previous = current
     return nan, nan
