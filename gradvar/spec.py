@@ -165,7 +165,11 @@ def estimators_for(estimator, family, train=False):
     names = (
         names_of(estimator)
         or list(family.default_estimators)
-        or [n for n, e in registry.ESTIMATORS.items() if registry.applicable(e, family)]
+        or [
+            n
+            for n, e in registry.ESTIMATORS.items()
+            if registry.applicable(e, family) and not e.train_only
+        ]
     )
     ests = []
     for name in names:
