@@ -161,3 +161,18 @@ def test_relax_variance_falls_below_rebars_on_the_toy():
     late = df[(df["step"] >= 800) & (df["step"] < 1000)]
     var = late.groupby("estimator")["grad_var"].mean()
     assert var["relax"] < 0.2 * var["rebar"]
+
+
+def test_relax_stays_unbiased_at_a_trained_control_variate():
+    """After 300 steps of train's variance training the exact mean is still the gradient,
+    and the exact variance has fallen far below the start's."""
+    state = training.RelaxState(0, 0.5, 1.0, "adam", 0.01)
+    cell = make_cell("bernoulli", "squared", logit=0.0, t=0.499, options={"eta": 1.0})
+    start = quadrature(0.0, state.params["theta"], 0.499)[1]
+    for step in range(300):
+        state.estimates(cell, training.step_seed(0, step), 1)
+        state.step()
+    for phi in (0.0, -1.0):
+        mean, var = quadrature(phi, state.params["theta"], 0.499)
+        assert mean == pytest.approx(exact_gradient(phi, 0.499), rel=1e-9)
+    assert quadrature(0.0, state.params["theta"], 0.499)[1] < 0.1 * start
