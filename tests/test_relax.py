@@ -176,3 +176,11 @@ def test_relax_stays_unbiased_at_a_trained_control_variate():
         mean, var = quadrature(phi, state.params["theta"], 0.499)
         assert mean == pytest.approx(exact_gradient(phi, 0.499), rel=1e-9)
     assert quadrature(0.0, state.params["theta"], 0.499)[1] < 0.1 * start
+
+
+@pytest.mark.parametrize("phi", [0.0, 30.0, 1e3, -1e3])
+@pytest.mark.parametrize("tau", [1e-3, 100.0])
+def test_relax_is_finite_at_extremes(phi, tau):
+    u, v = relax.noise(rng.stream_key(1, rng.MAIN), 5000, 1)
+    g, dg = relax.estimates(phi, random_theta(0, tau=tau, scale=1.0), u, v, AT, {"t": 0.499})
+    assert np.all(np.isfinite(g)) and np.all(np.isfinite(dg))
