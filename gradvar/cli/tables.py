@@ -210,8 +210,8 @@ def sweep_tables(results, swept):
             ignored.append(f"{label} ({', '.join(free)})")
     if ignored:
         notes.append(
-            "run once per value of the options they read, their value repeated down the "
-            f"rows of the others: {', '.join(ignored)}"
+            "ignoring the swept options in brackets, these ran once per value of the others, "
+            f"their value repeated down the rows: {', '.join(ignored)}"
         )
     if flagged:
         notes.append(
