@@ -314,10 +314,8 @@ def test_the_best_tau_interval_shrinks_like_one_over_root_n():
 
 
 def _exact_vertex(summary, results):
-    """The parabola's vertex through the exact MSE at the fitted grid points (two classes:
-    the relaxed gradient and the exact variance by quadrature), with the run's weights."""
-    from gradvar import stats
-
+    """The vertex of the parabola through the exact log MSE at the fitted grid points (two
+    classes: the relaxed gradient and the exact variance by quadrature)."""
     results = results.assign(
         exact_mse=(results.relaxed_grad - results.exact_grad) ** 2 + results.exact_var
     )
@@ -326,9 +324,7 @@ def _exact_vertex(summary, results):
     i = int(np.argmin(rows.mse.to_numpy()))
     lo, hi = max(0, i - sweeptau.FIT_POINTS), i + sweeptau.FIT_POINTS + 1
     x = np.log(rows.tau.to_numpy()[lo:hi])
-    reps = np.stack([[float(v) for v in t.split(",")] for t in rows.mse_jackknife])[lo:hi]
-    weights = 1 / stats.jackknife_se(np.log(reps).T)
-    return np.exp(sweeptau._vertex(x, np.log(exact[lo:hi]), weights))
+    return np.exp(sweeptau._vertex(x, np.log(exact[lo:hi])))
 
 
 @pytest.mark.slow

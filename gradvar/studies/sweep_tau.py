@@ -276,11 +276,11 @@ def _parse_replicates(replicates):
     return [a if a is not None and len(a) == g else np.full(g, np.nan) for a in arrays]
 
 
-def _vertex(x, y, w):
-    """The log tau of the minimum of the weighted least-squares parabola y ~ a + b x + c x^2
-    (NaN if it has no minimum: c <= 0, or a curvature at the level of rounding)."""
-    design = np.stack([np.ones_like(x), x, x * x], 1) * w[:, None]
-    (_, b, c), *_ = np.linalg.lstsq(design, y * w, rcond=None)
+def _vertex(x, y):
+    """The log tau of the minimum of the least-squares parabola y ~ a + b x + c x^2 (NaN if
+    it has no minimum: c <= 0, or a curvature at the level of rounding)."""
+    design = np.stack([np.ones_like(x), x, x * x], 1)
+    (_, b, c), *_ = np.linalg.lstsq(design, y, rcond=None)
     rounding = 1e-12 * (np.abs(y).max() + 1.0) / np.ptp(x) ** 2
     return -b / (2 * c) if c > rounding else math.nan
 
@@ -289,10 +289,11 @@ def fitted_best_tau(tau, mse, replicates):
     """(tau*, low, high): the vertex of a parabola fitted to log MSE against log tau.
 
     ``tau`` (sorted) and ``mse`` are a swept estimator's grid, ``replicates`` (T, G) the
-    MSE at each tau without group k of the engine's G groups of estimates.  The fit uses
-    the grid points within FIT_POINTS of the grid minimum, weighted by 1 / jackknife
-    standard error of log MSE.  Every cell runs on the same noise, so deleting group k
-    deletes the same estimates at every tau: the fit repeated on each delete-one set gives
+    MSE at each tau without group k of the engine's G groups of estimates.  The fit is
+    ordinary least squares on the grid points within FIT_POINTS of the grid minimum (no
+    data-dependent weights, so the vertex is one smooth function of those MSEs and the
+    jackknife sees all of its noise).  Every cell runs on the same noise, so deleting group
+    k deletes the same estimates at every tau: the fit repeated on each delete-one set gives
     G replicate vertices v_k, and the 95% interval is v ± t_{G-1} se_jack(v_k) in log tau
     (:func:`gradvar.stats.jackknife_se`), mapped back by exp.
 
@@ -306,17 +307,13 @@ def fitted_best_tau(tau, mse, replicates):
     x, y, reps = np.log(tau[lo:hi]), mse[lo:hi], replicates[lo:hi]
     if len(x) < 3 or not np.all(y > 0):
         return nan
-    with np.errstate(divide="ignore", invalid="ignore"):
-        logs = np.log(reps).T  # (G, points)
-        se = stats.jackknife_se(logs) if len(logs) >= 3 else np.full(len(x), np.nan)
-    known = bool(np.all(np.isfinite(se) & (se > 0)))
-    w = 1 / se if known else np.ones_like(x)
-    vertex = _vertex(x, np.log(y), w)
+    vertex = _vertex(x, np.log(y))
     if math.isnan(vertex):
         return nan
+    known = reps.shape[1] >= 3 and bool(np.all(np.isfinite(reps) & (reps > 0)))
     if not known or not x[0] <= vertex <= x[-1]:
         return math.exp(vertex), np.nan, np.nan
-    v = np.array([_vertex(x, row, w) for row in logs])
+    v = np.array([_vertex(x, np.log(row)) for row in reps.T])
     if not np.all(np.isfinite(v)):
         return math.exp(vertex), np.nan, np.nan
     half = stats.t_quantile(len(v)) * float(stats.jackknife_se(v))
