@@ -67,13 +67,55 @@ def _aggregates(counts, means, m2s, exact_grad):
     return np.array([total_var, bias_sq, bias_sq + total_var])
 
 
+def jackknife_se(replicates):
+    """Jackknife standard error from delete-one replicates (axis 0): the square root of
+    (g - 1) / g * sum_k (r_k - mean r)^2 over the g replicates (Efron & Stein 1981)."""
+    r = np.asarray(replicates, dtype=float)
+    g = len(r)
+    return np.sqrt((g - 1) / g * ((r - r.mean(0)) ** 2).sum(0))
+
+
+def t_quantile(groups):
+    """The two-sided LEVEL quantile of Student's t with ``groups - 1`` degrees of freedom,
+    which the jackknife intervals over ``groups`` groups use."""
+    return float(_sp.stdtrit(groups - 1, 0.5 + LEVEL / 2))
+
+
+def _groups(mom):
+    keep = mom.group_n > 0
+    return (
+        mom.group_n[keep].astype(float),
+        mom.group_moments[keep][:, :, 0],
+        mom.group_moments[keep][:, :, 1],
+    )
+
+
+def _replicates(counts, means, m2s, exact_grad):
+    """(G, 3) delete-one-group aggregates (total_var, bias_sq_norm, mse)."""
+    idx = np.arange(len(counts))
+    return np.array(
+        [
+            _aggregates(counts[idx != i], means[idx != i], m2s[idx != i], exact_grad)
+            for i in range(len(counts))
+        ]
+    )
+
+
+def mse_replicates(mom, exact_grad):
+    """The MSE (bias_sq_norm + total_var) of the estimates without group k, for each
+    non-empty group k: the delete-one-group jackknife replicates behind ``mse_ci_low`` /
+    ``mse_ci_high``, from which any smooth function of MSEs of cells run on the same noise
+    (the best tau of a sweep) gets its jackknife interval.  Empty with fewer than 3 groups."""
+    counts, means, m2s = _groups(mom)
+    if len(counts) < 3 or counts.sum() < 2:
+        return np.array([])
+    return _replicates(counts, means, m2s, np.asarray(exact_grad, dtype=float))[:, 2]
+
+
 def summary_stats(mom, exact_grad):
     """total_var, bias_sq_norm, mse and their jackknife 95% intervals over groups."""
     exact_grad = np.asarray(exact_grad, dtype=float)
-    keep = mom.group_n > 0
-    counts = mom.group_n[keep].astype(float)
-    means = mom.group_moments[keep][:, :, 0]
-    m2s = mom.group_moments[keep][:, :, 1]
+    counts, means, m2s = _groups(mom)
     names = ("total_var", "bias_sq_norm", "mse")
     out = {}
     if counts.sum() < 2:
@@ -83,15 +125,8 @@ def summary_stats(mom, exact_grad):
     full = _aggregates(counts, means, m2s, exact_grad)
     g = len(counts)
     if g >= 3:
-        idx = np.arange(g)
-        loo = np.array(
-            [
-                _aggregates(counts[idx != i], means[idx != i], m2s[idx != i], exact_grad)
-                for i in range(g)
-            ]
-        )
-        se = np.sqrt((g - 1) / g * ((loo - loo.mean(0)) ** 2).sum(0))
-        half = float(_sp.stdtrit(g - 1, 0.5 + LEVEL / 2)) * se
+        se = jackknife_se(_replicates(counts, means, m2s, exact_grad))
+        half = t_quantile(g) * se
     else:
         half = np.full(3, np.nan)
     for i, name in enumerate(names):
