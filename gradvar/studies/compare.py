@@ -75,22 +75,25 @@ def format_value(value):
     return float(value)
 
 
-def run_cell(plan, cell, progress=None, memo=None):
-    """Every estimator (and baseline variant) of ``plan`` in one cell: (result rows, summary
-    rows) as dict lists.
+@dataclass(frozen=True)
+class Unit:
+    """One run of the engine in a cell: an estimator with one baseline variant.  ``key``
+    names what its numbers depend on, so cells sharing a key share the run."""
 
-    ``memo`` (a dict shared across the cells of a run) spares re-running an estimator in
-    cells that differ only in options it does not read (a tau-free estimator in a tau
-    sweep): on the same noise its numbers would be identical.
-    """
-    rows, summary = [], []
-    exact_grad = truth.exact_gradient(cell)
-    # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
-    relaxed = truth.relaxed_gradient(cell) if any(e.uses_tau for e in plan.estimators) else None
+    est: object
+    baseline: str
+    params: dict
+    options: dict
+    key: tuple
+
+
+def cell_units(plan, cell):
+    """The units of ``plan`` in one cell, in the order of the rows."""
     params = {
         **{k: format_value(v) for k, v in cell.family_values.items()},
         **{k: format_value(v) for k, v in cell.objective_values.items()},
     }
+    units = []
     for est in plan.estimators:
         options = {
             name: format_value(cell.options.get(name)) if est.uses(name) else math.nan
@@ -98,13 +101,39 @@ def run_cell(plan, cell, progress=None, memo=None):
         }
         for baseline in plan.variants(est):
             key = (est.name, baseline, cell.batch, tuple(params.items()), tuple(options.items()))
-            if memo is not None and key in memo:
-                rows += [dict(r) for r in memo[key][0]]
-                summary += [dict(r) for r in memo[key][1]]
-                if progress is not None:
-                    progress(plan.samples)
-                continue
-            first_row, first_summary = len(rows), len(summary)
+            units.append(Unit(est, baseline, params, options, key))
+    return units
+
+
+def run_cell(plan, cell, progress=None, memo=None, outcome=None):
+    """Every estimator (and baseline variant) of ``plan`` in one cell: (result rows, summary
+    rows) as dict lists.
+
+    ``memo`` (a dict shared across the cells of a run) spares re-running an estimator in
+    cells that differ only in options it does not read (a tau-free estimator in a tau
+    sweep): on the same noise its numbers would be identical.  ``outcome`` (an
+    :class:`gradvar.executor.Outcome`) holds the truth and moments a cluster computed for
+    the units not in ``memo``; without it they are computed here.
+    """
+    rows, summary = [], []
+    if outcome is None:
+        exact_grad = truth.exact_gradient(cell)
+        # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
+        uses_tau = any(e.uses_tau for e in plan.estimators)
+        relaxed = truth.relaxed_gradient(cell) if uses_tau else None
+    else:
+        exact_grad, relaxed = outcome.exact_grad, outcome.relaxed
+    for unit in cell_units(plan, cell):
+        est, baseline, params, options = unit.est, unit.baseline, unit.params, unit.options
+        key = unit.key
+        if memo is not None and key in memo:
+            rows += [dict(r) for r in memo[key][0]]
+            summary += [dict(r) for r in memo[key][1]]
+            if progress is not None:
+                progress(plan.samples)
+            continue
+        first_row, first_summary = len(rows), len(summary)
+        if outcome is None:
             mom = engine.simulate(
                 cell,
                 est,
@@ -115,52 +144,54 @@ def run_cell(plan, cell, progress=None, memo=None):
                 progress=progress,
             )
             _, exact_var, note = truth.exact(cell, est, baseline)
-            evals = est.evals(cell.options) * cell.batch
-            st = stats.coordinate_stats(mom, exact_grad, exact_var)
-            rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
-            rel = relaxed if est.uses_tau else np.full(len(cell.coords), np.nan)
-            common = dict(
-                family=cell.family.name,
-                objective=cell.objective.name,
-                estimator=est.name,
-                baseline=baseline,
-                **params,
-                **options,
-                n=plan.samples,
-                batch=cell.batch,
-                seed=plan.seed,
+        else:
+            mom, exact_var, note = outcome.units[(est.name, baseline)]
+        evals = est.evals(cell.options) * cell.batch
+        st = stats.coordinate_stats(mom, exact_grad, exact_var)
+        rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
+        rel = relaxed if est.uses_tau else np.full(len(cell.coords), np.nan)
+        common = dict(
+            family=cell.family.name,
+            objective=cell.objective.name,
+            estimator=est.name,
+            baseline=baseline,
+            **params,
+            **options,
+            n=plan.samples,
+            batch=cell.batch,
+            seed=plan.seed,
+        )
+        for j, coord in enumerate(cell.coords):
+            row = dict(
+                common,
+                param=coord,
+                **{k: float(v[j]) for k, v in st.items()},
+                nonfinite=mom.nonfinite,
+                seconds=mom.seconds,
+                estimates_per_s=rate,
+                relaxed_grad=float(rel[j]),
+                f_evals=evals,
             )
-            for j, coord in enumerate(cell.coords):
-                row = dict(
-                    common,
-                    param=coord,
-                    **{k: float(v[j]) for k, v in st.items()},
-                    nonfinite=mom.nonfinite,
-                    seconds=mom.seconds,
-                    estimates_per_s=rate,
-                    relaxed_grad=float(rel[j]),
-                    f_evals=evals,
-                )
-                row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
-                row["var_f_evals"] = row["grad_var"] * evals
-                rows.append(row)
-            agg = stats.summary_stats(mom, exact_grad)
-            summary.append(
-                dict(
-                    common,
-                    **agg,
-                    exact_total_var=float(np.sum(exact_var)),
-                    nonfinite=mom.nonfinite,
-                    seconds=mom.seconds,
-                    estimates_per_s=rate,
-                    relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2)),
-                    f_evals=evals,
-                    var_f_evals=agg["total_var"] * evals,
-                    exact_note=note,
-                )
+            row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
+            row["var_f_evals"] = row["grad_var"] * evals
+            rows.append(row)
+        agg = stats.summary_stats(mom, exact_grad)
+        summary.append(
+            dict(
+                common,
+                **agg,
+                exact_total_var=float(np.sum(exact_var)),
+                nonfinite=mom.nonfinite,
+                seconds=mom.seconds,
+                estimates_per_s=rate,
+                relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2)),
+                f_evals=evals,
+                var_f_evals=agg["total_var"] * evals,
+                exact_note=note,
             )
-            if memo is not None:
-                memo[key] = (rows[first_row:], summary[first_summary:])
+        )
+        if memo is not None:
+            memo[key] = (rows[first_row:], summary[first_summary:])
     return rows, summary
 
 
@@ -174,46 +205,79 @@ def _tables(plan, rows, summary):
     return results, summary
 
 
-def run_plan(plan, progress=None, checkpoint=None):
+def run_plan(plan, progress=None, checkpoint=None, cluster=None):
     """Run every estimator in every cell of ``plan``; return (results, summary) DataFrames.
 
     With ``checkpoint`` (a folder), each finished cell is saved there as two CSV files and
     cells already saved are read back instead of run again, so an interrupted sweep resumes
     where it stopped; the tables are then read from those files, so a resumed run gives the
-    same bytes as an uninterrupted one.
+    same bytes as an uninterrupted one.  With ``cluster`` (a :class:`gradvar.executor.
+    Cluster`) the cells run there and come back in order: the same tables.
     """
-    if checkpoint is None:
-        rows, summary, memo = [], [], {}
-        for cell in plan.cells:
-            r, s = run_cell(plan, cell, progress, memo)
-            rows += r
-            summary += s
-        return _tables(plan, rows, summary)
     from gradvar import io
 
-    checkpoint = Path(checkpoint)
-    checkpoint.mkdir(parents=True, exist_ok=True)
-    parts, memo = [], {}
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        checkpoint.mkdir(parents=True, exist_ok=True)
+    saved, todo = {}, []
+    for i in range(len(plan.cells)):
+        found = _saved_cell(checkpoint, i) if checkpoint is not None else None
+        if found is None:
+            todo.append(i)
+        else:
+            saved[i] = found
+    outcomes = None if cluster is None else cluster.outcomes(plan, todo, progress)
+    rows, summary, parts, memo = [], [], [], {}
     for i, cell in enumerate(plan.cells):
-        done = checkpoint / f"cell{i:05d}.summary.csv", checkpoint / f"cell{i:05d}.results.csv"
-        check = checkpoint / f"cell{i:05d}{io.CHECK_SUFFIX}"
-        saved = io.read_checked(check, done) if check.exists() else None
-        if saved is None:
-            if check.exists() or any(p.exists() for p in done):
-                print(
-                    f"note: {check.parent / check.stem} failed its check (rows and hash); "
-                    "recomputing it",
-                    file=sys.stderr,
-                )
-            results, summary = _tables(plan, *run_cell(plan, cell, progress, memo))
-            io.write_checked(check, {done[1]: results, done[0]: summary})  # check file last
-            saved = io.read_checked(check, done)  # read back: a resumed run gives the same bytes
-        elif progress is not None:
-            progress(len(plan.estimators) * plan.samples)
-        parts.append(saved)
-    summary = pd.concat([s for s, _ in parts], ignore_index=True)
-    results = pd.concat([r for _, r in parts], ignore_index=True)
+        if i in saved:
+            if progress is not None:
+                progress(len(plan.estimators) * plan.samples)
+            parts.append(saved[i])
+            continue
+        if outcomes is None:
+            r, s = run_cell(plan, cell, progress, memo)
+        else:
+            r, s = run_cell(plan, cell, progress, memo, outcome=next(outcomes))
+        if checkpoint is None:
+            rows += r
+            summary += s
+            continue
+        done = _cell_files(checkpoint, i)
+        results, summ = _tables(plan, r, s)
+        io.write_checked(done[2], {done[1]: results, done[0]: summ})  # check file last
+        summ, results = io.read_checked(done[2], done[:2])  # read back: the bytes of a resume
+        parts.append((results, summ))
+    if checkpoint is None:
+        return _tables(plan, rows, summary)
+    results = pd.concat([r for r, _ in parts], ignore_index=True)
+    summary = pd.concat([s for _, s in parts], ignore_index=True)
     return results, summary
+
+
+def _cell_files(checkpoint, i):
+    """(summary, results, check file) of cell i in a checkpoint folder."""
+    from gradvar import io
+
+    stem = checkpoint / f"cell{i:05d}"
+    return (
+        stem.with_name(stem.name + ".summary.csv"),
+        stem.with_name(stem.name + ".results.csv"),
+        stem.with_name(stem.name + io.CHECK_SUFFIX),
+    )
+
+
+def _saved_cell(checkpoint, i):
+    """(results, summary) of cell i saved in ``checkpoint``, or None (a damaged one noted)."""
+    from gradvar import io
+
+    summary, results, check = _cell_files(checkpoint, i)
+    found = io.read_checked(check, (summary, results)) if check.exists() else None
+    if found is None and (check.exists() or summary.exists() or results.exists()):
+        print(
+            f"note: {check.parent / check.stem} failed its check (rows and hash); recomputing it",
+            file=sys.stderr,
+        )
+    return None if found is None else (found[1], found[0])
 
 
 ENGINE_KEYS = ("family", "objective", "estimator", "baseline", "set", "param", "batch")
@@ -295,6 +359,7 @@ class Compare(Study):
     tables = ("results", "summary")
     resumable = True
     uses_threads = True
+    distributed = True
 
     def allowed_keys(self):
         return engine_keys()
@@ -319,8 +384,8 @@ class Compare(Study):
         plan = spec.plan
         return len(plan.cells) * sum(len(plan.variants(e)) for e in plan.estimators) * plan.samples
 
-    def run(self, spec, progress=None, checkpoint=None):
-        results, summary = run_plan(spec.plan, progress=progress, checkpoint=checkpoint)
+    def run(self, spec, progress=None, checkpoint=None, cluster=None):
+        results, summary = run_plan(spec.plan, progress, checkpoint, cluster)
         return {"results": results, "summary": summary}
 
     def meta(self, spec, tables):

@@ -105,6 +105,7 @@ class SweepTau(Study):
     tables = ("results", "summary", "best_tau")
     resumable = True
     uses_threads = True
+    distributed = True
 
     def allowed_keys(self):
         return api.engine_keys() | {"reference"}
@@ -131,12 +132,12 @@ class SweepTau(Study):
     def total(self, spec):
         return sum(api.STUDY.total(api.CompareSpec(p)) for p in (spec.swept, spec.refs) if p)
 
-    def run(self, spec, progress=None, checkpoint=None):
+    def run(self, spec, progress=None, checkpoint=None, cluster=None):
         parts = []
         for name, plan in (("swept", spec.swept), ("references", spec.refs)):
             if plan is not None:
                 folder = None if checkpoint is None else checkpoint / name
-                parts.append(api.run_plan(plan, progress=progress, checkpoint=folder))
+                parts.append(api.run_plan(plan, progress, folder, cluster))
         results = pd.concat([p[0] for p in parts], ignore_index=True)
         summary = add_bias_floor(pd.concat([p[1] for p in parts], ignore_index=True))
         return {"results": results, "summary": summary, "best_tau": best_tau(summary)}

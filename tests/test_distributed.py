@@ -1,0 +1,194 @@
+"""Sweeps on a Dask cluster (issue 13): the same results.csv as a local run, byte for byte
+apart from the timing columns, whatever the number of workers; a lost worker, Ctrl-C and
+--resume, an unreachable scheduler.
+
+One two-process LocalCluster serves the module; the runs are small (their cells split into
+blocks of chunks by a small TASK_SAMPLES, so the block path runs too)."""
+
+import csv
+import io as textio
+import json
+import logging
+import os
+import signal
+
+import pytest
+
+from gradvar import executor
+from gradvar.studies import base, study
+from gradvar.studies.compare import TIMING_COLUMNS
+
+distributed = pytest.importorskip("distributed")
+
+COMPARE = [
+    "compare",
+    "--mu",
+    "-1,0.5",
+    "--estimator",
+    "sf,sf-baseline,reparam,exact",
+    "--baseline",
+    "mean,optimal",
+    "--samples",
+    "40000",
+    "--no-plot",
+]
+SWEEP = ["sweep-tau", "--tau", "0.3,1", "--samples", "20000", "--no-plot"]
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """The address of a 2-worker LocalCluster (one Dask thread each)."""
+    with distributed.LocalCluster(
+        n_workers=2,
+        threads_per_worker=1,
+        dashboard_address=None,
+        silence_logs=logging.ERROR,
+    ) as local:
+        yield local.scheduler_address
+
+
+@pytest.fixture
+def blocks(monkeypatch):
+    """Units of more than 2**14 samples split into blocks of whole groups of chunks."""
+    monkeypatch.setattr(executor, "TASK_SAMPLES", 2**14)
+
+
+def deterministic(path):
+    """A CSV's text without its timing columns."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.reader(fh))
+    keep = [i for i, name in enumerate(rows[0]) if name not in TIMING_COLUMNS]
+    out = textio.StringIO()
+    csv.writer(out).writerows([[r[i] for i in keep] for r in rows])
+    return out.getvalue()
+
+
+def same_tables(a, b, names=("results", "summary")):
+    for name in names:
+        assert deterministic(a / f"{name}.csv") == deterministic(b / f"{name}.csv"), name
+
+
+def test_compare_on_a_cluster_gives_the_local_bytes(cli, tmp_path, cluster, blocks, monkeypatch):
+    local = cli(*COMPARE, "--out", "local", "-q")
+    assert local.exit_code == 0, local.output
+    from gradvar.kernels import codegen
+
+    monkeypatch.setattr(codegen, "compiled", None)  # the client compiles nothing: it would fail
+    remote = cli(*COMPARE, "--out", "remote", "-q", "--scheduler", cluster)
+    assert remote.exit_code == 0, remote.output
+    same_tables(tmp_path / "local", tmp_path / "remote")
+    meta = json.loads((tmp_path / "remote" / "meta.json").read_text())
+    sched = meta["scheduler"]
+    assert sched["address"] == cluster and sched["workers"] == 2
+    assert len(sched["cells"]) == 2 and all(c["workers"] for c in sched["cells"])
+    assert all({"cpu", "numpy", "numba"} <= set(w) for w in sched["worker_info"].values())
+    assert "scheduler" not in meta["experiment"]  # a run-time choice, never replayed
+
+
+def test_sweep_tau_is_the_same_on_one_or_two_workers(cli, tmp_path, cluster, blocks, monkeypatch):
+    assert cli(*SWEEP, "--out", "local", "-q").exit_code == 0
+    monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster)  # Dask's own variable
+    assert cli(*SWEEP, "--out", "two", "-q").exit_code == 0
+    one = cli(*SWEEP, "--out", "one", "-q", "--scheduler", "local:1")
+    assert one.exit_code == 0, one.output
+    names = ("results", "summary", "best_tau")
+    same_tables(tmp_path / "local", tmp_path / "two", names)
+    same_tables(tmp_path / "local", tmp_path / "one", names)
+    assert json.loads((tmp_path / "one" / "meta.json").read_text())["scheduler"]["workers"] == 1
+
+
+def _prepared(args, out, resume=False, scheduler=None):
+    """A prepared compare run of the CLI-style options ``args`` (name, value pairs)."""
+    experiment = {"command": "compare", **args}
+    return base.prepare(study("compare"), experiment, out, True, resume, "test", scheduler)
+
+
+PYTHON_RUN = {
+    "mu": "-1,0,1",
+    "estimator": "sf,reparam",
+    "samples": 60000,
+    "no-plot": True,
+}
+
+
+def test_a_worker_killed_mid_run_changes_nothing(tmp_path, cluster, monkeypatch):
+    monkeypatch.setattr(executor, "TASK_SAMPLES", 2**17)  # 8 blocks per unit
+    run = dict(PYTHON_RUN, samples=10**6)
+    base.run_into_folder(_prepared(run, tmp_path / "local"))
+    killed = []
+
+    def kill_once(k):
+        if killed:
+            return
+        with distributed.Client(cluster, set_as_default=False) as client:
+            busy = {w: len(keys) for w, keys in client.processing().items() if keys}
+            victim = max(busy, key=busy.get)
+            pid = client.run(os.getpid, workers=[victim])[victim]
+        killed.append(busy[victim])
+        os.kill(pid, signal.SIGKILL)  # its nanny starts a new one; Dask reruns its tasks
+
+    base.run_into_folder(_prepared(run, tmp_path / "remote", scheduler=cluster), kill_once)
+    assert killed and killed[0] >= 1  # the victim held unfinished tasks
+    same_tables(tmp_path / "local", tmp_path / "remote")
+
+
+def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path, cluster, blocks):
+    base.run_into_folder(_prepared(PYTHON_RUN, tmp_path / "local"))
+    target = tmp_path / "remote"
+    seen = []
+
+    def interrupt(k):
+        seen.append(k)
+        if sum(seen) >= 2 * PYTHON_RUN["samples"] + 1:  # into the second cell
+            raise KeyboardInterrupt
+
+    with pytest.raises(base.Interrupted) as stop:
+        base.run_into_folder(_prepared(PYTHON_RUN, target, scheduler=cluster), interrupt)
+    assert stop.value.cells >= 1 and not target.exists()
+    base.run_into_folder(_prepared(PYTHON_RUN, target, resume=True, scheduler=cluster))
+    same_tables(tmp_path / "local", target)
+
+
+def test_unreachable_scheduler_exits_1_with_one_line(cli, tmp_path, monkeypatch):
+    monkeypatch.setattr(executor, "CONNECT_TIMEOUT", 1)
+    result = cli(*COMPARE, "--out", "o", "--scheduler", "tcp://127.0.0.1:9")
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and "cannot reach the Dask scheduler" in lines[0], result.output
+    assert not (tmp_path / "o").exists() and not (tmp_path / "o.partial").exists()
+
+
+@pytest.mark.parametrize(
+    "address, message",
+    [("local:0", "local:N"), ("tcp://nohost", "tcp://HOST:PORT"), ("foo://a:1", "HOST:PORT")],
+)
+def test_bad_scheduler_exits_2(cli, tmp_path, address, message):
+    result = cli(*COMPARE, "--out", "o", "--scheduler", address)
+    assert result.exit_code == 2 and message in result.output, result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_scheduler_without_dask_says_how_to_install_it(cli, monkeypatch):
+    monkeypatch.setattr(executor, "installed", lambda: False)
+    result = cli(*COMPARE, "--out", "o", "--scheduler", "local")
+    assert result.exit_code == 2 and "pip install 'gradvar[dask]'" in result.output
+
+
+def test_a_local_run_does_not_import_dask():
+    from helpers import run_python
+
+    out = run_python(
+        "import sys; from gradvar import compare\n"
+        "compare(estimator='sf', samples=1000)\n"
+        "print(sorted(m for m in ('dask', 'distributed') if m in sys.modules))"
+    )
+    assert out.strip() == "[]"
+
+
+@pytest.mark.slow
+def test_a_64_cell_sweep_on_a_cluster_gives_the_local_bytes(cli, tmp_path, cluster):
+    args = ["compare", "--mu", "-2:2:8", "--sigma", "0.5:2:8", "--estimator", "sf,reparam"]
+    args += ["--samples", "1e5", "--no-plot", "-q"]
+    assert cli(*args, "--out", "local").exit_code == 0
+    assert cli(*args, "--out", "remote", "--scheduler", cluster).exit_code == 0
+    same_tables(tmp_path / "local", tmp_path / "remote")
