@@ -18,12 +18,14 @@ worker processes (``local``, ``local:N``), and :meth:`Cluster.outcomes` runs a p
   results tables (and the checkpoints of ``--resume``) are those of the local run.
 
 A lost worker costs only time: Dask reruns its tasks elsewhere and they compute the same
-numbers.  Each worker runs one task at a time per Dask thread, with ``--threads`` engine
-threads (default: its cores shared among its Dask threads).
+numbers.  Each worker runs one task at a time per Dask thread (give a worker one per core:
+``dask worker``'s default), each task with ``--threads`` engine threads (default 1; on a
+``local:N`` cluster the cores shared among the N workers).
 """
 
 import importlib.util
 import logging
+import math
 import os
 import platform
 import time
@@ -79,19 +81,23 @@ def session(address, threads=None, plugins=()):
 
 # --- what runs on a worker ---------------------------------------------------------------------
 def _engine_threads(threads):
-    """Engine threads of a task on this worker: ``threads``, else its cores shared among
-    the worker's Dask threads."""
+    """Use ``threads`` engine threads for the task in this (Dask) thread."""
     import numba
 
-    if not threads:
-        from distributed import get_worker
-
-        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
-        threads = max(1, (cores or 1) // max(1, get_worker().state.nthreads))
-    numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))  # this thread's
+    numba.set_num_threads(min(int(threads), numba.config.NUMBA_NUM_THREADS))  # thread-local
 
 
-def run_block(task, threads=None, truth=None):
+def dask_setup(worker):
+    """Preload of the workers of a ``local`` cluster: they ignore SIGINT, which a terminal's
+    Ctrl-C sends to all of them; the client cancels the run and closes the cluster."""
+    import signal
+    import threading
+
+    if threading.current_thread() is threading.main_thread():
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_block(task, threads=1, truth=None):
     """Run one block (a :class:`gradvar.engine.Task`) on a worker: (Moments, worker, seconds).
     ``truth`` (the cell's :func:`run_truth`) gives a deterministic estimator its gradient."""
     from distributed import get_worker
@@ -121,9 +127,9 @@ def run_truth(tasks, relaxed):
     }
 
 
-def describe_worker():
-    """This worker's CPU model and library versions (meta.json: results are byte-identical
-    across workers with the same CPU and versions)."""
+def describe_worker(dask_worker):
+    """This worker's CPU model, cores, Dask threads and library versions (meta.json: results
+    are byte-identical across workers with the same CPU and versions)."""
     import distributed
 
     from gradvar import io
@@ -135,7 +141,8 @@ def describe_worker():
     except (OSError, StopIteration):
         pass
     versions = {**io.versions(), "distributed": distributed.__version__}
-    return {"cpu": cpu, "host": platform.node(), **versions}
+    host = {"host": platform.node(), "cores": os.cpu_count(), "threads": dask_worker.state.nthreads}
+    return {"cpu": cpu, **host, **versions}
 
 
 # --- the client side ---------------------------------------------------------------------------
@@ -150,9 +157,28 @@ class Outcome:
 
 
 def _quiet_logging():
-    """Dask logs INFO lines on stderr by default: only errors reach the user."""
+    """Dask logs INFO lines on stderr by default, and tracebacks of its own shutdown after a
+    Ctrl-C: silenced.  A task's failure still reaches the user, as the run's error."""
     for name in ("distributed", "bokeh", "tornado"):
-        logging.getLogger(name).setLevel(logging.ERROR)
+        logging.getLogger(name).setLevel(logging.CRITICAL)
+
+
+def local_cluster(workers):
+    """A ``distributed.LocalCluster`` of ``workers`` processes with one Dask thread each."""
+    import dask
+    import distributed
+
+    # the tasks are independent and alike: the scheduler sends them all to the workers at
+    # once instead of one per free thread (worker-saturation), saving a round trip per task
+    with dask.config.set({"distributed.scheduler.worker-saturation": math.inf}):
+        return distributed.LocalCluster(
+            n_workers=workers,
+            threads_per_worker=1,
+            processes=True,
+            dashboard_address=None,
+            silence_logs=logging.CRITICAL,
+            preload=["gradvar.executor"],  # dask_setup: Ctrl-C is the client's
+        )
 
 
 class Cluster:
@@ -162,12 +188,14 @@ class Cluster:
         from gradvar import engine
 
         self.address = parse(address)
-        self.threads = threads
+        self.given_threads = threads
+        self.threads = threads or 1  # engine threads per task: Dask's threads are the cores
         # (file name, source, sha256) of the plugin files: a worker on another host lacks them
         self.plugins = tuple(engine.plugin_entry(path) for path in plugins)
         self.client = self.local = None
         self.futures = set()
         self._estimates = {}  # block future -> its estimates (the progress bar)
+        self._results = {}  # finished future -> its result
         self.cells = []  # per cell run here: its index, the workers of its tasks, their time
 
     def __enter__(self):
@@ -176,16 +204,10 @@ class Cluster:
         _quiet_logging()
         try:
             if self.address.startswith("local"):
-                workers = int(self.address.partition(":")[2] or 2)
                 cores = os.cpu_count() or 1
-                self.threads = self.threads or max(1, cores // workers)
-                self.local = distributed.LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                )
+                workers = int(self.address.partition(":")[2] or cores)
+                self.threads = self.given_threads or max(1, cores // workers)
+                self.local = local_cluster(workers)
                 self.client = distributed.Client(self.local, set_as_default=False)
             else:
                 self.client = distributed.Client(
@@ -240,16 +262,15 @@ class Cluster:
         ready = 0
         import distributed
 
-        done = distributed.as_completed(list(order), loop=self.client.loop)
+        # results come back as tasks finish (no round trip per future); a task's error raises
+        done = distributed.as_completed(list(order), loop=self.client.loop, with_results=True)
         while True:
             while ready < len(pending) and left[ready] == 0:
                 yield self._gather(*pending[ready])
                 ready += 1
             if ready == len(pending):
                 return
-            future = next(done)
-            if future.status == "error":
-                future.result()  # raises the task's error
+            future, self._results[future] = next(done)
             if progress is not None and future in self._estimates:
                 progress(self._estimates[future])
             left[order[future]] -= 1
@@ -291,14 +312,16 @@ class Cluster:
         outcome = Outcome()
         workers, seconds = set(), 0.0
         if truth_future is not None:
-            truth = truth_future.result()
+            truth = self._results.pop(truth_future)
             outcome.exact_grad, outcome.relaxed = truth["exact_grad"], truth["relaxed"]
             for key, futures in blocks.items():
-                parts = [f.result() for f in futures]
+                parts = [self._results.pop(f) for f in futures]
                 workers.update(w for _, w, _ in parts)
                 seconds += sum(s for _, _, s in parts)
                 _, exact_var, note = truth["units"][key]
-                outcome.units[key] = (engine.merge([m for m, _, _ in parts]), exact_var, note)
+                moments = [m for m, _, _ in parts]  # one part is simulate's own result
+                mom = moments[0] if len(moments) == 1 else engine.merge(moments)
+                outcome.units[key] = (mom, exact_var, note)
             for future in [truth_future, *_futures(blocks)]:
                 self.futures.discard(future)
                 self._estimates.pop(future, None)

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gradvar import defaults, engine, spec, stats, truth
+from gradvar import defaults, engine, executor, spec, stats, truth
 from gradvar.model import OPTIONS, registry
 from gradvar.studies.base import Study, check_unknown_keywords, from_keywords, set_threads
 
@@ -420,6 +420,7 @@ def compare(
     threads=None,
     summary=False,
     progress=None,
+    scheduler=None,
     set=None,  # noqa: A002 (the experiment key, as in TOML and on the command line)
     param=None,
     **values,
@@ -428,7 +429,8 @@ def compare(
 
     The arguments are ``gradvar compare``'s options, with the same defaults: a list (or
     comma text) for a scalar parameter sweeps it, e.g.
-    ``compare(estimator="sf,reparam", mu="-4:4:17")``.  Family parameters (``mu``,
+    ``compare(estimator="sf,reparam", mu="-4:4:17")``; ``scheduler`` (``"local:2"``,
+    ``"tcp://HOST:PORT"``) runs the cells on a Dask cluster.  Family parameters (``mu``,
     ``logits``, ...) and estimator options (``tau``) are keywords; objective parameters
     go in ``set={"k": 0.5}`` or, as a shortcut, are keywords too (``k=0.5``).  With
     ``summary=True`` returns ``(results, summary)``.
@@ -451,7 +453,8 @@ def compare(
     )
     plan = STUDY.spec(experiment).plan
     set_threads(threads)
-    results, summ = run_plan(plan, progress=progress)
+    with executor.session(scheduler, threads) as cluster:
+        results, summ = run_plan(plan, progress=progress, cluster=cluster)
     return (results, summ) if summary else results
 
 

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gradvar import defaults, spec, stats
+from gradvar import defaults, executor, spec, stats
 from gradvar.model import registry
 from gradvar.studies import compare as api
 from gradvar.studies.base import Study, from_keywords, set_threads
@@ -166,6 +166,7 @@ def sweep_tau(
     seed=defaults.SEED,
     threads=None,
     progress=None,
+    scheduler=None,
     set=None,  # noqa: A002 (the experiment key, as in TOML and on the command line)
     param=None,
     **values,
@@ -175,7 +176,8 @@ def sweep_tau(
     Returns ``(results, summary)`` DataFrames: the ``results.csv`` and ``summary.csv``
     tables of ``gradvar sweep-tau``, one summary row per (tau, estimator) and one per
     reference estimator (``tau`` empty, ``role`` = ``reference``).  :func:`best_tau` picks
-    the MSE-minimising temperature from the summary.  Family parameters (``logits``) are
+    the MSE-minimising temperature from the summary; ``scheduler`` runs the cells on a Dask
+    cluster (as ``--scheduler``).  Family parameters (``logits``) are
     keywords; objective parameters go in ``set`` or are keywords too.
 
     Example: ``results, summary = gradvar.sweep_tau(tau="log:0.01:10:16", samples=10**5)``.
@@ -199,7 +201,8 @@ def sweep_tau(
         ),
     )
     set_threads(threads)
-    tables = STUDY.run(STUDY.spec(experiment), progress=progress)
+    with executor.session(scheduler, threads) as cluster:
+        tables = STUDY.run(STUDY.spec(experiment), progress=progress, cluster=cluster)
     return tables["results"], tables["summary"]
 
 
