@@ -243,37 +243,50 @@ class Cluster:
         }
 
     def outcomes(self, plan, indices, progress=None):
-        """Yield the :class:`Outcome` of the cells ``indices`` of ``plan``, in that order.
-
-        Every task is submitted first; ``progress(k)`` counts the estimates of each block as
-        it finishes, wherever it ran.  Ctrl-C (or an error) cancels what has not finished.
+        """Yield ``(index, Outcome)`` for the cells ``indices`` of ``plan`` as they finish, a
+        cell after the cells whose rows it repeats (the memo of :func:`gradvar.studies.
+        compare.run_cell`): every task is submitted first; ``progress(k)`` counts the
+        estimates of each block as it finishes, wherever it ran.  Ctrl-C (or an error)
+        cancels what has not finished (:meth:`__exit__`).
         """
-        from gradvar.studies.compare import cell_units
-
-        pending, seen = [], set()
-        for i in indices:
-            cell = plan.cells[i]
-            units = [u for u in cell_units(plan, cell) if u.key not in seen]
-            seen.update(u.key for u in units)
-            pending.append((i, self._submit(plan, cell, units)))
-        order = {f: k for k, (_, (_, blocks)) in enumerate(pending) for f in _futures(blocks)}
-        order.update({t: k for k, (_, (t, _)) in enumerate(pending) if t is not None})
-        left = [len(_futures(b)) + (t is not None) for _, (t, b) in pending]
-        ready = 0
         import distributed
 
+        from gradvar.studies.compare import cell_units
+
+        pending, owner, after = [], {}, []
+        for k, i in enumerate(indices):
+            cell = plan.cells[i]
+            units = cell_units(plan, cell)
+            after.append({owner[u.key] for u in units if u.key in owner})
+            own = [u for u in units if u.key not in owner]
+            owner.update((u.key, k) for u in own)
+            pending.append((i, self._submit(plan, cell, own)))
+        position = {f: k for k, (_, (t, b)) in enumerate(pending) for f in [t, *_futures(b)]}
+        position.pop(None, None)
+        left = [len(_futures(b)) + (t is not None) for _, (t, b) in pending]
+        dependents = {}
+        for k, owners in enumerate(after):
+            for o in owners:
+                dependents.setdefault(o, []).append(k)
+        yielded, check = set(), [k for k in reversed(range(len(pending))) if left[k] == 0]
         # results come back as tasks finish (no round trip per future); a task's error raises
-        done = distributed.as_completed(list(order), loop=self.client.loop, with_results=True)
+        done = distributed.as_completed(list(position), loop=self.client.loop, with_results=True)
         while True:
-            while ready < len(pending) and left[ready] == 0:
-                yield self._gather(*pending[ready])
-                ready += 1
-            if ready == len(pending):
+            while check:
+                k = check.pop()
+                if k not in yielded and left[k] == 0 and after[k] <= yielded:
+                    yielded.add(k)
+                    yield self._gather(*pending[k])
+                    check.extend(reversed(dependents.get(k, ())))
+            if len(yielded) == len(pending):
                 return
             future, self._results[future] = next(done)
             if progress is not None and future in self._estimates:
                 progress(self._estimates[future])
-            left[order[future]] -= 1
+            k = position[future]
+            left[k] -= 1
+            if left[k] == 0:
+                check.append(k)
 
     def _submit(self, plan, cell, units):
         """Submit a cell's truth task and the blocks of its units: (truth, {key: blocks})."""
@@ -326,7 +339,7 @@ class Cluster:
                 self.futures.discard(future)
                 self._estimates.pop(future, None)
         self.cells.append({"cell": index, "workers": sorted(workers), "seconds": round(seconds, 4)})
-        return outcome
+        return index, outcome
 
 
 def _futures(blocks):

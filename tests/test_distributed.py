@@ -8,14 +8,16 @@ blocks of chunks by a small TASK_SAMPLES, so the block path runs too)."""
 import csv
 import io as textio
 import json
-import logging
 import os
 import signal
+import subprocess
+import sys
 
 import pytest
+from helpers import ROOT
 
 from gradvar import executor
-from gradvar.studies import base, study
+from gradvar.studies import base, compare, study
 from gradvar.studies.compare import TIMING_COLUMNS
 
 distributed = pytest.importorskip("distributed")
@@ -37,13 +39,8 @@ SWEEP = ["sweep-tau", "--tau", "0.3,1", "--samples", "20000", "--no-plot"]
 
 @pytest.fixture(scope="module")
 def cluster():
-    """The address of a 2-worker LocalCluster (one Dask thread each)."""
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    ) as local:
+    """The address of a 2-worker LocalCluster (one Dask thread each), as ``local:2`` starts."""
+    with executor.local_cluster(2) as local:
         yield local.scheduler_address
 
 
@@ -97,6 +94,32 @@ def test_sweep_tau_is_the_same_on_one_or_two_workers(cli, tmp_path, cluster, blo
     assert json.loads((tmp_path / "one" / "meta.json").read_text())["scheduler"]["workers"] == 1
 
 
+def test_expression_objectives_travel_to_the_workers(cli, tmp_path, cluster):
+    expression = ["compare", "--objective", "exp(-k*z**2)", "--set", "k=0.5,2", "--estimator", "sf"]
+    expression += ["--samples", "20000", "--no-plot", "-q"]
+    assert cli(*expression, "--out", "local").exit_code == 0
+    assert cli(*expression, "--out", "remote", "--scheduler", cluster).exit_code == 0
+    same_tables(tmp_path / "local", tmp_path / "remote")
+
+
+@pytest.mark.slow
+def test_plugins_travel_to_the_workers(tmp_path, cluster):
+    # a plugin registers entries for good: in fresh processes (and in the workers)
+    plugin = ["compare", "--plugin", f"{ROOT}/examples/exponential.py", "--family"]
+    plugin += ["exponential", "--param", "lam=0.5,2", "--estimator", "sf", "--samples", "20000"]
+    plugin += ["--no-plot", "-q"]
+    for out, more in (("plocal", []), ("premote", ["--scheduler", cluster])):
+        proc = subprocess.run(
+            [sys.executable, "-m", "gradvar", *plugin, *more, "--out", out],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0 and not proc.stderr, proc.stderr
+    same_tables(tmp_path / "plocal", tmp_path / "premote")
+
+
 def _prepared(args, out, resume=False, scheduler=None):
     """A prepared compare run of the CLI-style options ``args`` (name, value pairs)."""
     experiment = {"command": "compare", **args}
@@ -132,19 +155,22 @@ def test_a_worker_killed_mid_run_changes_nothing(tmp_path, cluster, monkeypatch)
     same_tables(tmp_path / "local", tmp_path / "remote")
 
 
-def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path, cluster, blocks):
+def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path, cluster, blocks, monkeypatch):
     base.run_into_folder(_prepared(PYTHON_RUN, tmp_path / "local"))
     target = tmp_path / "remote"
-    seen = []
+    real, calls = compare.run_cell, []
 
-    def interrupt(k):
-        seen.append(k)
-        if sum(seen) >= 2 * PYTHON_RUN["samples"] + 1:  # into the second cell
+    def interrupted(*args, **kwargs):  # Ctrl-C while the second finished cell is written
+        calls.append(1)
+        if len(calls) == 2:
             raise KeyboardInterrupt
+        return real(*args, **kwargs)
 
+    monkeypatch.setattr(compare, "run_cell", interrupted)
     with pytest.raises(base.Interrupted) as stop:
-        base.run_into_folder(_prepared(PYTHON_RUN, target, scheduler=cluster), interrupt)
-    assert stop.value.cells >= 1 and not target.exists()
+        base.run_into_folder(_prepared(PYTHON_RUN, target, scheduler=cluster))
+    assert stop.value.cells == 1 and not target.exists()
+    monkeypatch.setattr(compare, "run_cell", real)
     base.run_into_folder(_prepared(PYTHON_RUN, target, resume=True, scheduler=cluster))
     same_tables(tmp_path / "local", target)
 

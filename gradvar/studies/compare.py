@@ -212,7 +212,7 @@ def run_plan(plan, progress=None, checkpoint=None, cluster=None):
     cells already saved are read back instead of run again, so an interrupted sweep resumes
     where it stopped; the tables are then read from those files, so a resumed run gives the
     same bytes as an uninterrupted one.  With ``cluster`` (a :class:`gradvar.executor.
-    Cluster`) the cells run there and come back in order: the same tables.
+    Cluster`) the cells run there: the same tables.
     """
     from gradvar import io
 
@@ -226,31 +226,30 @@ def run_plan(plan, progress=None, checkpoint=None, cluster=None):
             todo.append(i)
         else:
             saved[i] = found
-    outcomes = None if cluster is None else cluster.outcomes(plan, todo, progress)
-    rows, summary, parts, memo = [], [], [], {}
-    for i, cell in enumerate(plan.cells):
-        if i in saved:
-            if progress is not None:
-                progress(len(plan.estimators) * plan.samples)
-            parts.append(saved[i])
-            continue
-        if outcomes is None:
-            r, s = run_cell(plan, cell, progress, memo)
-        else:
-            r, s = run_cell(plan, cell, progress, memo, outcome=next(outcomes))
+    if progress is not None and saved:
+        progress(len(saved) * len(plan.estimators) * plan.samples)
+    memo, parts = {}, dict(saved)
+    if cluster is None:
+        finished = ((i, run_cell(plan, plan.cells[i], progress, memo)) for i in todo)
+    else:  # in the order the cells finish there, each after those it takes rows from (memo)
+        finished = (
+            (i, run_cell(plan, plan.cells[i], progress, memo, outcome=outcome))
+            for i, outcome in cluster.outcomes(plan, todo, progress)
+        )
+    for i, (r, s) in finished:
         if checkpoint is None:
-            rows += r
-            summary += s
+            parts[i] = (r, s)
             continue
         done = _cell_files(checkpoint, i)
         results, summ = _tables(plan, r, s)
         io.write_checked(done[2], {done[1]: results, done[0]: summ})  # check file last
         summ, results = io.read_checked(done[2], done[:2])  # read back: the bytes of a resume
-        parts.append((results, summ))
+        parts[i] = (results, summ)
+    order = range(len(plan.cells))
     if checkpoint is None:
-        return _tables(plan, rows, summary)
-    results = pd.concat([r for r, _ in parts], ignore_index=True)
-    summary = pd.concat([s for _, s in parts], ignore_index=True)
+        return _tables(plan, *(sum((parts[i][k] for i in order), []) for k in (0, 1)))
+    results = pd.concat([parts[i][0] for i in order], ignore_index=True)
+    summary = pd.concat([parts[i][1] for i in order], ignore_index=True)
     return results, summary
 
 
