@@ -14,8 +14,9 @@ worker processes (``local``, ``local:N``), and :meth:`Cluster.outcomes` runs a p
   on injected noise) is one task per cell, so kernels compile on the workers only, each in its
   own on-disk cache (GRADVAR_CACHE_DIR or the default), never on the client;
 - the client merges the blocks of a unit in chunk order (:func:`gradvar.engine.merge`), which
-  gives the local run's moments bit for bit, and hands the cells back in order, so the
-  results tables (and the checkpoints of ``--resume``) are those of the local run.
+  gives the local run's moments bit for bit, and hands each cell back once its tasks (and
+  the cells it repeats rows of) are done: the checkpoints of ``--resume`` and the tables
+  (in cell order) are those of the local run.
 
 A lost worker costs only time: Dask reruns its tasks elsewhere and they compute the same
 numbers.  Each worker runs one task at a time per Dask thread (give a worker one per core:
@@ -36,7 +37,6 @@ import numpy as np
 
 from gradvar.spec import SpecError
 
-ENV = "DASK_SCHEDULER_ADDRESS"  # Dask's own variable: the scheduler when --scheduler is not given
 INSTALL = "pip install 'gradvar[dask]'"
 CONNECT_TIMEOUT = 10  # seconds to reach a scheduler before giving up (exit 1)
 TASK_SAMPLES = 2**27  # a unit of more samples (estimates x batch) is split into blocks (~0.5 s)
@@ -233,7 +233,7 @@ class Cluster:
     def meta(self):
         """meta.json's ``scheduler`` entry: address, workers (CPU and versions), and per cell
         the workers that ran its tasks and their seconds."""
-        workers = self.client.run(describe_worker)
+        workers = self.client.run(describe_worker, on_error="ignore")  # a lost one: left out
         return {
             "address": self.address,
             "workers": len(workers),
