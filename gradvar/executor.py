@@ -29,6 +29,7 @@ import logging
 import math
 import os
 import platform
+import sys
 import time
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
@@ -175,7 +176,7 @@ def local_cluster(workers):
             n_workers=workers,
             threads_per_worker=1,
             processes=True,
-            dashboard_address=None,
+            dashboard_address=":0",  # any free port: never a clash with another cluster
             silence_logs=logging.CRITICAL,
             preload=["gradvar.executor"],  # dask_setup: Ctrl-C is the client's
         )
@@ -217,7 +218,28 @@ class Cluster:
             self.__exit__(None, None, None)
             why = f"cannot reach the Dask scheduler at {self.address}: {err}"
             raise SchedulerError(why) from None
+        for line in self._notes():
+            print(line, file=sys.stderr)
         return self
+
+    def _notes(self):
+        """Remarks on the cluster worth a line on stderr: no workers yet, other versions."""
+        workers = self.client.run(describe_worker, on_error="ignore")
+        if not workers:
+            return [f"note: the scheduler at {self.address} has no workers yet; waiting for them"]
+        from gradvar import io
+
+        mine = io.versions()
+        other = sorted(
+            {f"{k} {w[k]}" for w in workers.values() for k in mine if w.get(k) != mine[k]}
+        )
+        if not other:
+            return []
+        return [
+            f"note: workers run {', '.join(other)} (here: "
+            + ", ".join(f"{k} {v}" for k, v in mine.items())
+            + "); results may differ from a local run in the last digits"
+        ]
 
     def __exit__(self, *exc):
         if self.client is not None:

@@ -102,6 +102,16 @@ def test_expression_objectives_travel_to_the_workers(cli, tmp_path, cluster):
     same_tables(tmp_path / "local", tmp_path / "remote")
 
 
+def test_workers_with_other_versions_get_a_note(cli, cluster, monkeypatch):
+    from gradvar import io
+
+    real = io.versions
+    monkeypatch.setattr(io, "versions", lambda: dict(real(), numpy="0.0"))  # here, not there
+    result = cli("compare", "--samples", "1000", "--no-plot", "--out", "o", "--scheduler", cluster)
+    assert result.exit_code == 0
+    assert "(here: " in result.output and "may differ from a local run" in result.output
+
+
 @pytest.mark.slow
 def test_plugins_travel_to_the_workers(tmp_path, cluster):
     # a plugin registers entries for good: in fresh processes (and in the workers)
