@@ -144,6 +144,29 @@ PYTHON_RUN = {
 }
 
 
+def test_the_progress_bar_counts_every_estimate_once(tmp_path, cluster, blocks):
+    run = {"family": "categorical", "estimator": "sf,gumbel-softmax", "tau": "0.5,1"}
+    run.update(samples=60000, **{"no-plot": True})
+    prepared = _prepared(run, tmp_path / "o", scheduler=cluster)
+    ticks = []
+    base.run_into_folder(prepared, ticks.append)  # sf ignores tau: it runs once, counts twice
+    assert sum(ticks) == prepared.total == 4 * run["samples"] and len(ticks) > 4
+
+
+def test_run_takes_the_scheduler_for_the_commands_that_run_cells(cli, tmp_path, cluster):
+    (tmp_path / "exp.toml").write_text(
+        'command = "compare"\nmu = "0,1"\nestimator = "sf"\nsamples = 5000\nno-plot = true\n'
+    )
+    (tmp_path / "pick.toml").write_text('command = "pick-one"\nsamples = 1000\nno-plot = true\n')
+    assert cli("run", "exp.toml", "--out", "local", "-q").exit_code == 0
+    result = cli("run", "exp.toml", "pick.toml", "--scheduler", cluster)
+    assert result.exit_code == 0, result.output
+    assert "note: --scheduler: pick-one runs here" in result.output
+    same_tables(tmp_path / "local", tmp_path / "results" / "exp")
+    assert json.loads((tmp_path / "results" / "exp" / "meta.json").read_text())["scheduler"]
+    assert cli("run", "exp.toml", "--scheduler", "nowhere").exit_code == 2
+
+
 def test_a_worker_killed_mid_run_changes_nothing(tmp_path, cluster, monkeypatch):
     monkeypatch.setattr(executor, "TASK_SAMPLES", 2**17)  # 8 blocks per unit
     run = dict(PYTHON_RUN, samples=10**6)
