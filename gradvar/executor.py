@@ -279,9 +279,9 @@ class Cluster:
         for k, i in enumerate(indices):
             cell = plan.cells[i]
             units = cell_units(plan, cell)
-            after.append({owner[u.key] for u in units if u.key in owner})
-            own = [u for u in units if u.key not in owner]
-            owner.update((u.key, k) for u in own)
+            after.append({owner[key] for _, _, key in units if key in owner})
+            own = [u for u in units if u[2] not in owner]
+            owner.update((key, k) for _, _, key in own)
             pending.append((i, self._submit(plan, cell, own)))
         position = {f: k for k, (_, (t, b)) in enumerate(pending) for f in [t, *_futures(b)]}
         position.pop(None, None)
@@ -319,17 +319,17 @@ class Cluster:
             return None, {}
         tasks = [
             replace(
-                engine.Task.from_cell(cell, u.est, plan.samples, plan.seed, u.baseline),
+                engine.Task.from_cell(cell, est, plan.samples, plan.seed, baseline),
                 plugins=self.plugins,
             )
-            for u in units
+            for est, baseline, _ in units
         ]
         relaxed = any(e.uses_tau for e in plan.estimators)
         truth = submit(run_truth, tasks, relaxed, pure=False)
         blocks = {}
-        for unit, task in zip(units, tasks, strict=True):
-            needs = truth if unit.est.deterministic else None
-            blocks[(unit.est.name, unit.baseline)] = futures = []
+        for (est, baseline, _), task in zip(units, tasks, strict=True):
+            needs = truth if est.deterministic else None
+            blocks[(est.name, baseline)] = futures = []
             for lo, hi, count in _blocks(plan.samples, len(cell.coords), int(cell.batch)):
                 future = submit(
                     run_block, replace(task, chunks=(lo, hi)), self.threads, needs, pure=False

@@ -144,7 +144,7 @@ class Prepared:
     command_line: str
     unique: bool = False  # the target is a default name: take the next free one if taken
     scheduler: str | None = None  # the Dask scheduler of a distributed run (gradvar.executor)
-    worker_threads: int | None = None  # engine threads per task on a worker (None: its cores)
+    worker_threads: int | None = None  # --threads: engine threads per task on a worker
     started: str = field(default_factory=io.now)
     t0: float = field(default_factory=time.perf_counter)
 

@@ -75,34 +75,36 @@ def format_value(value):
     return float(value)
 
 
-@dataclass(frozen=True)
-class Unit:
-    """One run of the engine in a cell: an estimator with one baseline variant.  ``key``
-    names what its numbers depend on, so cells sharing a key share the run."""
-
-    est: object
-    baseline: str
-    params: dict
-    options: dict
-    key: tuple
-
-
-def cell_units(plan, cell):
-    """The units of ``plan`` in one cell, in the order of the rows."""
-    params = {
+def cell_params(cell):
+    """A cell's family and objective parameters as its CSV columns."""
+    return {
         **{k: format_value(v) for k, v in cell.family_values.items()},
         **{k: format_value(v) for k, v in cell.objective_values.items()},
     }
-    units = []
-    for est in plan.estimators:
-        options = {
-            name: format_value(cell.options.get(name)) if est.uses(name) else math.nan
-            for name in OPTIONS
-        }
-        for baseline in plan.variants(est):
-            key = (est.name, baseline, cell.batch, tuple(params.items()), tuple(options.items()))
-            units.append(Unit(est, baseline, params, options, key))
-    return units
+
+
+def used_options(cell, est):
+    """The cell's estimator options as ``est``'s CSV columns: NaN for those it does not read."""
+    return {
+        name: format_value(cell.options.get(name)) if est.uses(name) else math.nan
+        for name in OPTIONS
+    }
+
+
+def unit_key(est, baseline, cell, params, options):
+    """What the numbers of ``est`` with ``baseline`` in a cell depend on: cells with the same
+    key share one run (the memo of :func:`run_cell`)."""
+    return (est.name, baseline, cell.batch, tuple(params.items()), tuple(options.items()))
+
+
+def cell_units(plan, cell):
+    """(estimator, baseline, key) of every run of the engine in a cell, in row order."""
+    params = cell_params(cell)
+    return [
+        (est, baseline, unit_key(est, baseline, cell, params, used_options(cell, est)))
+        for est in plan.estimators
+        for baseline in plan.variants(est)
+    ]
 
 
 def run_cell(plan, cell, progress=None, memo=None, outcome=None):
@@ -113,7 +115,7 @@ def run_cell(plan, cell, progress=None, memo=None, outcome=None):
     cells that differ only in options it does not read (a tau-free estimator in a tau
     sweep): on the same noise its numbers would be identical.  ``outcome`` (an
     :class:`gradvar.executor.Outcome`) holds the truth and moments a cluster computed for
-    the units not in ``memo``; without it they are computed here.
+    the runs not in ``memo``; without it they are computed here.
     """
     rows, summary = [], []
     if outcome is None:
@@ -123,75 +125,77 @@ def run_cell(plan, cell, progress=None, memo=None, outcome=None):
         relaxed = truth.relaxed_gradient(cell) if uses_tau else None
     else:
         exact_grad, relaxed = outcome.exact_grad, outcome.relaxed
-    for unit in cell_units(plan, cell):
-        est, baseline, params, options = unit.est, unit.baseline, unit.params, unit.options
-        key = unit.key
-        if memo is not None and key in memo:
-            rows += [dict(r) for r in memo[key][0]]
-            summary += [dict(r) for r in memo[key][1]]
-            if progress is not None:
-                progress(plan.samples)
-            continue
-        first_row, first_summary = len(rows), len(summary)
-        if outcome is None:
-            mom = engine.simulate(
-                cell,
-                est,
-                plan.samples,
-                plan.seed,
+    params = cell_params(cell)
+    for est in plan.estimators:
+        options = used_options(cell, est)
+        for baseline in plan.variants(est):
+            key = unit_key(est, baseline, cell, params, options)
+            if memo is not None and key in memo:
+                rows += [dict(r) for r in memo[key][0]]
+                summary += [dict(r) for r in memo[key][1]]
+                if progress is not None:
+                    progress(plan.samples)
+                continue
+            first_row, first_summary = len(rows), len(summary)
+            if outcome is None:
+                mom = engine.simulate(
+                    cell,
+                    est,
+                    plan.samples,
+                    plan.seed,
+                    baseline=baseline,
+                    exact_grad=exact_grad,
+                    progress=progress,
+                )
+                _, exact_var, note = truth.exact(cell, est, baseline)
+            else:
+                mom, exact_var, note = outcome.units[(est.name, baseline)]
+            evals = est.evals(cell.options) * cell.batch
+            st = stats.coordinate_stats(mom, exact_grad, exact_var)
+            rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
+            rel = relaxed if est.uses_tau else np.full(len(cell.coords), np.nan)
+            common = dict(
+                family=cell.family.name,
+                objective=cell.objective.name,
+                estimator=est.name,
                 baseline=baseline,
-                exact_grad=exact_grad,
-                progress=progress,
+                **params,
+                **options,
+                n=plan.samples,
+                batch=cell.batch,
+                seed=plan.seed,
             )
-            _, exact_var, note = truth.exact(cell, est, baseline)
-        else:
-            mom, exact_var, note = outcome.units[(est.name, baseline)]
-        evals = est.evals(cell.options) * cell.batch
-        st = stats.coordinate_stats(mom, exact_grad, exact_var)
-        rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
-        rel = relaxed if est.uses_tau else np.full(len(cell.coords), np.nan)
-        common = dict(
-            family=cell.family.name,
-            objective=cell.objective.name,
-            estimator=est.name,
-            baseline=baseline,
-            **params,
-            **options,
-            n=plan.samples,
-            batch=cell.batch,
-            seed=plan.seed,
-        )
-        for j, coord in enumerate(cell.coords):
-            row = dict(
-                common,
-                param=coord,
-                **{k: float(v[j]) for k, v in st.items()},
-                nonfinite=mom.nonfinite,
-                seconds=mom.seconds,
-                estimates_per_s=rate,
-                relaxed_grad=float(rel[j]),
-                f_evals=evals,
+            for j, coord in enumerate(cell.coords):
+                row = dict(
+                    common,
+                    param=coord,
+                    **{k: float(v[j]) for k, v in st.items()},
+                    nonfinite=mom.nonfinite,
+                    seconds=mom.seconds,
+                    estimates_per_s=rate,
+                    relaxed_grad=float(rel[j]),
+                    f_evals=evals,
+                )
+                row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
+                row["var_f_evals"] = row["grad_var"] * evals
+                rows.append(row)
+            agg = stats.summary_stats(mom, exact_grad)
+            summary.append(
+                dict(
+                    common,
+                    **agg,
+                    exact_total_var=float(np.sum(exact_var)),
+                    nonfinite=mom.nonfinite,
+                    seconds=mom.seconds,
+                    estimates_per_s=rate,
+                    relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2)),
+                    f_evals=evals,
+                    var_f_evals=agg["total_var"] * evals,
+                    exact_note=note,
+                )
             )
-            row["work_var"] = row["grad_var"] * mom.seconds / plan.samples
-            row["var_f_evals"] = row["grad_var"] * evals
-            rows.append(row)
-        agg = stats.summary_stats(mom, exact_grad)
-        summary.append(
-            dict(
-                common,
-                **agg,
-                exact_total_var=float(np.sum(exact_var)),
-                nonfinite=mom.nonfinite,
-                seconds=mom.seconds,
-                estimates_per_s=rate,
-                relaxed_bias_sq_norm=float(np.sum((st["grad_mean"] - rel) ** 2)),
-                f_evals=evals,
-                var_f_evals=agg["total_var"] * evals,
-                exact_note=note,
-            )
-        )
-        if memo is not None:
-            memo[key] = (rows[first_row:], summary[first_summary:])
+            if memo is not None:
+                memo[key] = (rows[first_row:], summary[first_summary:])
     return rows, summary
 
 
