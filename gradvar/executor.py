@@ -214,11 +214,14 @@ class Cluster:
                 self.client = distributed.Client(
                     self.address, timeout=CONNECT_TIMEOUT, set_as_default=False
                 )
-        except (OSError, TimeoutError) as err:
+            notes = self._notes()
+        except BaseException as err:  # Ctrl-C while starting too: close what did start
             self.__exit__(None, None, None)
-            why = f"cannot reach the Dask scheduler at {self.address}: {err}"
-            raise SchedulerError(why) from None
-        for line in self._notes():
+            if isinstance(err, (OSError, TimeoutError)):
+                why = f"cannot reach the Dask scheduler at {self.address}: {err}"
+                raise SchedulerError(why) from None
+            raise
+        for line in notes:
             print(line, file=sys.stderr)
         return self
 
