@@ -75,9 +75,25 @@ def installed():
     return importlib.util.find_spec("distributed") is not None
 
 
-def session(address, threads=None, plugins=()):
+def session(address, threads=None):
     """The cluster of a run as a context manager: a :class:`Cluster`, or None (local run)."""
-    return nullcontext(None) if address is None else Cluster(address, threads, plugins)
+    return nullcontext(None) if address is None else Cluster(address, threads)
+
+
+def loaded_plugins():
+    """``(file name, source, sha256)`` of every plugin this process imported through gradvar
+    (``--plugin``, a ``plugins`` key, :func:`gradvar.plugins.load`): the tasks carry them,
+    since a worker on another host lacks them."""
+    from gradvar import engine
+
+    entries = []
+    for sha, name in list(engine._PLUGINS.items()):
+        file = getattr(sys.modules.get(name), "__file__", None)
+        if isinstance(file, str) and os.path.exists(file):
+            entry = engine.plugin_entry(file)
+            if entry[2] == sha:
+                entries.append(entry)
+    return tuple(entries)
 
 
 # --- what runs on a worker ---------------------------------------------------------------------
@@ -185,14 +201,11 @@ def local_cluster(workers):
 class Cluster:
     """A Dask client (and the LocalCluster it started, if any) running the cells of a run."""
 
-    def __init__(self, address, threads=None, plugins=()):
-        from gradvar import engine
-
+    def __init__(self, address, threads=None):
         self.address = parse(address)
         self.given_threads = threads
         self.threads = threads or 1  # engine threads per task: Dask's threads are the cores
-        # (file name, source, sha256) of the plugin files: a worker on another host lacks them
-        self.plugins = tuple(engine.plugin_entry(path) for path in plugins)
+        self.plugins = loaded_plugins()
         self.client = self.local = None
         self.futures = set()
         self._estimates = {}  # block future -> its estimates (the progress bar)

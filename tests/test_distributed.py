@@ -14,7 +14,7 @@ import subprocess
 import sys
 
 import pytest
-from helpers import ROOT
+from helpers import ROOT, run_python
 
 from gradvar import executor
 from gradvar.studies import base, compare, study
@@ -34,7 +34,8 @@ COMPARE = [
     "40000",
     "--no-plot",
 ]
-SWEEP = ["sweep-tau", "--tau", "0.3,1", "--samples", "20000", "--no-plot"]
+SWEEP = ["sweep-tau", "--estimator", "gumbel-softmax", "--reference", "sf", "--tau", "0.3,1"]
+SWEEP += ["--samples", "20000", "--no-plot"]
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,17 @@ def test_plugins_travel_to_the_workers(tmp_path, cluster):
         )
         assert proc.returncode == 0 and not proc.stderr, proc.stderr
     same_tables(tmp_path / "plocal", tmp_path / "premote")
+    # from Python: a plugin loaded with gradvar.plugins.load travels too
+    code = (
+        "import gradvar\nfrom gradvar import plugins\n"
+        f"plugins.load({ROOT + '/examples/exponential.py'!r})\n"
+        "kw = dict(family='exponential', lam='0.5,2', estimator='sf', samples=20000)\n"
+        "a = gradvar.compare(**kw)\n"
+        f"b = gradvar.compare(**kw, scheduler={cluster!r})\n"
+        "drop = ['seconds', 'estimates_per_s', 'work_var']\n"
+        "print(a.drop(columns=drop).to_csv() == b.drop(columns=drop).to_csv())\n"
+    )
+    assert run_python(code).strip() == "True"
 
 
 def _prepared(args, out, resume=False, scheduler=None):
@@ -234,8 +246,6 @@ def test_scheduler_without_dask_says_how_to_install_it(cli, monkeypatch):
 
 
 def test_a_local_run_does_not_import_dask():
-    from helpers import run_python
-
     out = run_python(
         "import sys; from gradvar import compare\n"
         "compare(estimator='sf', samples=1000)\n"

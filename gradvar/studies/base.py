@@ -230,10 +230,9 @@ def run_into_folder(prepared, progress=None):
 
     study, spec = prepared.study, prepared.spec
     keep = study.resumable
-    plugins = [r["path"] for r in prepared.resolved.get("plugins", [])]
     try:
         with (
-            executor.session(prepared.scheduler, prepared.worker_threads, plugins) as cluster,
+            executor.session(prepared.scheduler, prepared.worker_threads) as cluster,
             io.atomic_folder(
                 prepared.target,
                 force=prepared.force,
