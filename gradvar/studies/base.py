@@ -42,6 +42,7 @@ class Study:
     tables = ("results",)
     resumable = False  # checkpoints finished cells, supports --resume
     uses_threads = False
+    distributed = False  # runs its cells on a Dask cluster with --scheduler (gradvar.executor)
 
     def allowed_keys(self):
         raise NotImplementedError
@@ -59,7 +60,8 @@ class Study:
         return 0
 
     def run(self, spec, progress=None, checkpoint=None):
-        """The study's tables: {name: DataFrame} in file order."""
+        """The study's tables: {name: DataFrame} in file order (a distributed study also
+        takes ``cluster``, a :class:`gradvar.executor.Cluster`)."""
         raise NotImplementedError
 
     def meta(self, spec, tables):
@@ -141,6 +143,8 @@ class Prepared:
     resume: bool
     command_line: str
     unique: bool = False  # the target is a default name: take the next free one if taken
+    scheduler: str | None = None  # the Dask scheduler of a distributed run (gradvar.executor)
+    worker_threads: int | None = None  # --threads: engine threads per task on a worker
     started: str = field(default_factory=io.now)
     t0: float = field(default_factory=time.perf_counter)
 
@@ -158,9 +162,18 @@ def set_threads(threads):
     return int(numba.get_num_threads())
 
 
-def prepare(study, experiment, out=None, force=False, resume=False, command_line="gradvar"):
+def prepare(
+    study, experiment, out=None, force=False, resume=False, command_line="gradvar", scheduler=None
+):
     """Validate everything a run needs before it starts; raises SpecError or
-    FolderExistsError (bad input) and writes nothing."""
+    FolderExistsError (bad input) and writes nothing.  ``scheduler`` (a run-time choice like
+    threads, never part of the experiment) runs the cells on a Dask cluster."""
+    if scheduler is not None:
+        from gradvar import executor
+
+        if not study.distributed:
+            raise SpecError(f"--scheduler: {study.name} does not run its work on a cluster")
+        scheduler = executor.parse(scheduler)
     study.check_keys(experiment)
     spec = study.spec(experiment)
     target = io.output_folder(out) if out is not None else io.default_folder(study.name)
@@ -173,7 +186,10 @@ def prepare(study, experiment, out=None, force=False, resume=False, command_line
     if resume and study.resumable:
         check_resume(target, resolved)
     unique = out is None
-    return Prepared(study, spec, resolved, target, force, resume, command_line, unique)
+    threads = experiment.get("threads")
+    return Prepared(
+        study, spec, resolved, target, force, resume, command_line, unique, scheduler, threads
+    )
 
 
 def _resume_key(experiment):
@@ -210,23 +226,29 @@ def run_into_folder(prepared, progress=None):
     The CSVs are written first, the figures are drawn from them, ``meta.json`` comes last;
     the folder appears under its name only when all of it is complete.
     """
+    from gradvar import executor
+
     study, spec = prepared.study, prepared.spec
     keep = study.resumable
     try:
-        with io.atomic_folder(
-            prepared.target,
-            force=prepared.force,
-            resume=prepared.resume,
-            keep_on_interrupt=keep,
-            unique=prepared.unique,
-        ) as tmp:
+        with (
+            executor.session(prepared.scheduler, prepared.worker_threads) as cluster,
+            io.atomic_folder(
+                prepared.target,
+                force=prepared.force,
+                resume=prepared.resume,
+                keep_on_interrupt=keep,
+                unique=prepared.unique,
+            ) as tmp,
+        ):
             prepared.target = tmp.with_name(tmp.name[: -len(io.PARTIAL_SUFFIX)])
             checkpoint = None
             if keep:
                 io.write_json(_resume_key(prepared.resolved), tmp / EXPERIMENT)
                 checkpoint = tmp / CELLS
             t1 = time.perf_counter()
-            tables = study.run(spec, progress=progress, checkpoint=checkpoint)
+            on = {} if cluster is None else {"cluster": cluster}
+            tables = study.run(spec, progress=progress, checkpoint=checkpoint, **on)
             t2 = time.perf_counter()
             files = []
             for name, table in tables.items():
@@ -247,6 +269,7 @@ def run_into_folder(prepared, progress=None):
                 **io.versions(),
                 "command_line": prepared.command_line,
                 **({"threads": prepared.resolved["threads"]} if study.uses_threads else {}),
+                **({} if cluster is None else {"scheduler": cluster.meta()}),
                 "started": prepared.started,
                 **study.meta(spec, tables),
                 "finished": io.now(),
