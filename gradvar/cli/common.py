@@ -425,9 +425,13 @@ def run_study(
     """
     from gradvar.studies import base, study
 
-    with usage_errors():
-        st = study(command)
-        prepared = base.prepare(st, experiment, out, force, resume, command_line(), scheduler)
+    try:
+        with usage_errors():
+            st = study(command)
+            prepared = base.prepare(st, experiment, out, force, resume, command_line(), scheduler)
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted: {command} had not started; nothing written.", err=True)
+        raise click.exceptions.Exit(130) from None
     if on_step is not None:
         prepared.spec.on_step = on_step
     for line in [*st.notes(prepared.spec), *jump_notes(prepared.spec)]:
@@ -442,7 +446,7 @@ def run_study(
             files, tables = base.run_into_folder(prepared, progress=tick)
     except base.Interrupted as stop:
         click.echo(
-            f"\nInterrupted: {stop.cells} finished cell(s) kept in {stop.partial}{os.sep}; "
+            f"\nInterrupted: {stop.kept} kept in {stop.partial}{os.sep}; "
             "run the same command with --resume to continue.",
             err=True,
         )

@@ -12,13 +12,15 @@ spec, runs it into tables (DataFrames), and writes them through :func:`run_into_
    before anything runs or is written;
 2. :func:`run_into_folder` runs the study into ``DIR.partial/`` and renames it to ``DIR``
    once the CSVs, figures and ``meta.json`` are complete.  A resumable study checkpoints
-   finished cells there; Ctrl-C keeps them and raises :class:`Interrupted`.
+   finished units of work there (cells, lists, draws); Ctrl-C keeps them and raises
+   :class:`Interrupted`.
 
 Keys of a multi-word option are spelled as on the command line (``no-plot``,
 ``train-positions``); the Python API spells them with underscores.
 """
 
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,7 +42,7 @@ class Study:
 
     name = ""
     tables = ("results",)
-    resumable = False  # checkpoints finished cells, supports --resume
+    resumable = False  # checkpoints finished work in run(checkpoint=...), supports --resume
     uses_threads = False
     distributed = False  # runs its cells on a Dask cluster with --scheduler (gradvar.executor)
 
@@ -63,6 +65,13 @@ class Study:
         """The study's tables: {name: DataFrame} in file order (a distributed study also
         takes ``cluster``, a :class:`gradvar.executor.Cluster`)."""
         raise NotImplementedError
+
+    def kept(self, spec, cells):
+        """What the checkpoint folder ``cells`` of an interrupted run keeps, for its note."""
+        from gradvar import io
+
+        done = len(list(cells.rglob(f"*{io.CHECK_SUFFIX}"))) if cells.is_dir() else 0
+        return f"{done} finished cell(s)"
 
     def meta(self, spec, tables):
         """Entries of meta.json beside the common ones."""
@@ -122,13 +131,59 @@ def check_unknown_keywords(study, arguments, function):
             )
 
 
+# --- checkpoints of long accumulations ---------------------------------------------------------
+SAVE_SECONDS = 1.0  # an accumulating study saves its state at most this often
+
+
+class Snapshot:
+    """The saved state of one long accumulation (pick-one's picks of a list, gumbel-max's
+    draws) in a checkpoint folder, as ``NAME.state.json`` (:func:`gradvar.io.write_state`).
+
+    The study saves the whole state (its sums, counts and generator state) at chunk
+    boundaries, every SAVE_SECONDS and when it finishes, so that Ctrl-C loses at most that
+    much work and a resumed run continues bit for bit.  Without a folder it does nothing.
+    """
+
+    def __init__(self, folder, name):
+        self.path = None if folder is None else Path(folder) / f"{name}{io.STATE_SUFFIX}"
+        self.last = time.monotonic()
+
+    def load(self):
+        """The saved state, or None (nothing saved, or a damaged file: said on stderr)."""
+        if self.path is None or not self.path.exists():
+            return None
+        state = io.read_state(self.path)
+        if state is None:
+            self.damaged()
+        return state
+
+    def damaged(self):
+        print(f"note: {self.path} failed its check (hash); recomputing it", file=sys.stderr)
+
+    def save(self, state, force=False):
+        """Save ``state()`` if SAVE_SECONDS passed since the last save (or ``force``)."""
+        if self.path is None or not (force or time.monotonic() - self.last >= SAVE_SECONDS):
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        io.write_state(self.path, state())
+        self.last = time.monotonic()
+
+
+def saved_states(cells):
+    """The states saved in a checkpoint folder ``cells``, by file name (damaged ones left out)."""
+    if not cells.is_dir():
+        return {}
+    found = {p.name: io.read_state(p) for p in sorted(cells.glob(f"*{io.STATE_SUFFIX}"))}
+    return {name: state for name, state in found.items() if state is not None}
+
+
 # --- running into a results folder ------------------------------------------------------------
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a resumable run: ``partial`` keeps ``cells`` finished cells."""
+    """Ctrl-C during a resumable run: ``partial`` keeps ``kept`` ("12 finished cell(s)")."""
 
-    def __init__(self, partial, cells):
-        super().__init__(f"{cells} finished cell(s) kept in {partial}")
-        self.partial, self.cells = Path(partial), cells
+    def __init__(self, partial, kept):
+        super().__init__(f"{kept} kept in {partial}")
+        self.partial, self.kept = Path(partial), kept
 
 
 @dataclass
@@ -282,8 +337,7 @@ def run_into_folder(prepared, progress=None):
         if not keep:
             raise
         partial = io.partial_path(prepared.target)
-        done = len(list((partial / CELLS).rglob(f"*{io.CHECK_SUFFIX}"))) if partial.exists() else 0
-        raise Interrupted(partial, done) from None
+        raise Interrupted(partial, study.kept(spec, partial / CELLS)) from None
     return files, tables
 
 
