@@ -214,7 +214,7 @@ def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path, cluster, blo
     monkeypatch.setattr(compare, "run_cell", interrupted)
     with pytest.raises(base.Interrupted) as stop:
         base.run_into_folder(_prepared(PYTHON_RUN, target, scheduler=cluster))
-    assert stop.value.cells == 1 and not target.exists()
+    assert stop.value.kept == "1 finished cell(s)" and not target.exists()
     monkeypatch.setattr(compare, "run_cell", real)
     base.run_into_folder(_prepared(PYTHON_RUN, target, resume=True, scheduler=cluster))
     same_tables(tmp_path / "local", target)
