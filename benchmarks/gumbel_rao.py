@@ -12,6 +12,7 @@ set a floor near 4x), each case the fastest of ``--repeat`` runs.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
@@ -19,7 +20,9 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+# run from a checkout without installing; GRADVAR_CHECKOUT times another checkout's gradvar
+# with this script (benchmarks/ab.py: today's main against this branch, alternating)
+sys.path.insert(0, os.environ.get("GRADVAR_CHECKOUT") or os.path.dirname(HERE))
 
 from gradvar import engine  # noqa: E402
 from gradvar.model import registry  # noqa: E402
@@ -33,8 +36,14 @@ def main():
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--classes", type=int, default=10)
     parser.add_argument("--rao-samples", type=int, default=10)
+    parser.add_argument("--threads", type=int, default=None, help="numba threads (default all)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the rates")
     args = parser.parse_args()
     k, n = args.classes, int(args.n)
+    if args.threads:
+        import numba
+
+        numba.set_num_threads(args.threads)
     fam = registry.FAMILIES["categorical"]
     obj = registry.OBJECTIVES[("categorical", "squared")]
     values = {"logits": -0.5 * np.arange(k)}
@@ -66,6 +75,10 @@ def main():
         evals = est.evals(cell.options) * rate
         ratio = seconds[name] / seconds["st-gumbel"]
         print(f"{name:<12} {rate:>12.4g} {evals:>12.4g} {ratio:>16.2f}x")
+    if args.json:
+        print(
+            json.dumps({f"{name}, {engine.threads()} threads": n / seconds[name] for name in NAMES})
+        )
 
 
 if __name__ == "__main__":

@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from gradvar.kernels import fastmath
 from gradvar.kernels.jit import kernel
 
 MAIN = 1
@@ -100,15 +101,17 @@ def uniform(key, counter):
 
 @kernel
 def gumbel(key, counter):
-    """Standard Gumbel G = -log(-log U), U in the open interval (0, 1)."""
-    return -math.log(-math.log(uniform(key, counter)))
+    """Standard Gumbel G = -log(-log U), U in the open interval (0, 1) (inline log:
+    :mod:`gradvar.kernels.fastmath`)."""
+    return -fastmath.log(-fastmath.log(uniform(key, counter)))
 
 
 @kernel
 def logistic(key, counter):
-    """Standard logistic L = log U - log(1 - U) (difference of two Gumbels in law)."""
+    """Standard logistic L = log U - log(1 - U) (difference of two Gumbels in law; inline
+    log and log1p: :mod:`gradvar.kernels.fastmath`)."""
     u = uniform(key, counter)
-    return math.log(u) - math.log1p(-u)
+    return fastmath.log(u) - fastmath.log1p(-u)
 
 
 def _ziggurat_tables(layers=256, r=3.6541528853610088, v=0.00492867323399):
