@@ -6,6 +6,10 @@ are plain arithmetic on the float64 and its int64 bit pattern (``np.float64(x).v
 selects instead of branches, so they inline and a loop of them over the classes compiles to
 packed instructions (checked in tests/test_fastmath.py).
 
+``log_normal`` is ``log`` without the special cases, for arguments known to be positive
+normal numbers (the uniforms of :mod:`gradvar.kernels.rng` and their logs); it returns the
+same value as ``log`` there.
+
 Schemes (the classical fdlibm reductions, coefficients fitted here):
 
 - ``exp(x)``: k = round(x / ln 2) by the 1.5 2^52 shift, r = x - k ln2_hi - k ln2_lo
@@ -95,6 +99,16 @@ def _log_tail(f):
     w = z * z
     r = z * (Q1 + w * (Q3 + w * (Q5 + w * Q7))) + w * (Q2 + w * (Q4 + w * Q6))
     return s, 0.5 * f * f, r
+
+
+@kernel
+def log_normal(x):
+    """Natural logarithm of a positive, finite, normal x (>= 2^-1022), within 1 ulp, with no
+    special cases: the noise transforms, whose arguments are such by construction."""
+    e, f = _log_reduce(x)
+    k = float(e)
+    s, hfsq, r = _log_tail(f)
+    return k * LN2_HI - ((hfsq - (s * (hfsq + r) + k * LN2_LO)) - f)
 
 
 @kernel

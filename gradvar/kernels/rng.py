@@ -102,16 +102,16 @@ def uniform(key, counter):
 @kernel
 def gumbel(key, counter):
     """Standard Gumbel G = -log(-log U), U in the open interval (0, 1) (inline log:
-    :mod:`gradvar.kernels.fastmath`)."""
-    return -fastmath.log(-fastmath.log(uniform(key, counter)))
+    :mod:`gradvar.kernels.fastmath`; U >= 2^-53 and -log U >= 2^-53 are normal numbers)."""
+    return -fastmath.log_normal(-fastmath.log_normal(uniform(key, counter)))
 
 
 @kernel
 def logistic(key, counter):
     """Standard logistic L = log U - log(1 - U) (difference of two Gumbels in law; inline
-    log and log1p: :mod:`gradvar.kernels.fastmath`)."""
+    log: :mod:`gradvar.kernels.fastmath`).  1 - U is exact: U = (i + 1/2) 2^-52."""
     u = uniform(key, counter)
-    return fastmath.log(u) - fastmath.log1p(-u)
+    return fastmath.log_normal(u) - fastmath.log_normal(1.0 - u)
 
 
 def _ziggurat_tables(layers=256, r=3.6541528853610088, v=0.00492867323399):

@@ -185,9 +185,9 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
         i = _class_of(x, p)
         base = n * width
         for r in range(rao):
-            ei = -fastmath.log(uniform(own, base + r * k + i))
+            ei = -fastmath.log_normal(uniform(own, base + r * k + i))
             if p == 1:  # a = z0 - z1, y0 = sigmoid(a / tau)
-                ej = -fastmath.log(uniform(own, base + r * k + 1 - i))
+                ej = -fastmath.log_normal(uniform(own, base + r * k + 1 - i))
                 if i == 0:
                     a = fastmath.log1p(ej / (sigmoid(-fp[0]) * ei))
                 else:
@@ -195,7 +195,7 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
                 g[0] += sigmoid(a / tau) * sigmoid(-a / tau) * v[0] / (tau * rao)
             else:  # exp((z_j - z_i) / tau) = exp(-log1p(E_j / (pi_j E_i)) / tau), y_i = 1:
                 for j in range(p):  # every class, i too (then overwritten): packed
-                    ej = -fastmath.log(uniform(own, base + r * k + j))
+                    ej = -fastmath.log_normal(uniform(own, base + r * k + j))
                     y[j] = fastmath.exp(-inv_tau * fastmath.log1p(ej / (fp[p + j] * ei)))
                 y[i] = 1.0
                 total = 0.0
