@@ -55,12 +55,12 @@ def main():
         f"{a.script} {' '.join(args)}: best of {a.rounds} alternating rounds; load average "
         f"{min(loads):.1f} to {max(loads):.1f} on {os.cpu_count()} CPUs"
     )
-    print(f"  {'case':<36} {'base M/s':>10} {'this M/s':>10} {'this/base':>10}")
+    print(f"  {'case':<44} {'base M/s':>10} {'this M/s':>10} {'this/base':>10}")
     for label, rate in best["this"].items():
         old = best["base"].get(label)
         ratio = f"{rate / old:9.2f}x" if old else "         -"
         shown = f"{old / 1e6:10.3f}" if old else "         -"
-        print(f"  {label:<36} {shown} {rate / 1e6:10.3f} {ratio}")
+        print(f"  {label:<44} {shown} {rate / 1e6:10.3f} {ratio}")
 
 
 if __name__ == "__main__":

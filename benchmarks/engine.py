@@ -364,6 +364,7 @@ def categorical_section(args):
         )
         print(line("numpy gumbel-softmax", base))
         RATES[f"K={k} numpy gumbel-softmax"] = base["rate"]
+        RATES[f"K={k} numpy gumbel-softmax per CPU s"] = base["rate"] / base["cpu"]
         for est in CATEGORICAL:
             for threads in args.threads:
                 r = engine_rate(cell, est, n, threads, args.repeat)
@@ -371,6 +372,7 @@ def categorical_section(args):
                 print(line(label, r, base["rate"]), flush=True)
                 ratios[(k, est, threads)] = r["rate"] / base["rate"]
                 RATES[f"K={k} {label}"] = r["rate"]
+                RATES[f"K={k} {label} per CPU s"] = r["rate"] / r["cpu"]
     print("  target: gumbel-softmax at 10 classes >= 5x NumPy with 2 threads")
     n = args.cat_big_samples
     size, _ = engine.chunking(n, 1000)

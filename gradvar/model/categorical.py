@@ -165,9 +165,10 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
     with v ~ U(0, 1)^K and E = -log v, z_i = -log E_i, z_j = -log(E_j / pi_j + E_i); the
     kernel uses the gaps z_j - z_i = -log1p(E_j / (pi_j E_i)).  The uniforms of sample n come
     from the estimator's own stream at counters n W + k K + j, W = K' K.  The softmax of
-    the gaps is y_j = exp(-log1p(E_j / (pi_j E_i)) / tau) / sum (y_i = 1 before the sum),
-    with the inline log, log1p and exp of :mod:`gradvar.kernels.fastmath` over every class
-    in one loop (the draw at j = i is wasted, so that the loop has no branch and vectorises).
+    the gaps is e_j / T, e_j = exp(-log1p(E_j / (pi_j E_i)) / tau), e_i = 1, T = sum e, with
+    the inline log, log1p and exp of :mod:`gradvar.kernels.fastmath` over every class in one
+    loop (the draw at j = i is wasted, so that the loop has no branch and vectorises), and
+    J(e / T)^T v = e (v - e.v / T) / (T tau) without normalising e first.
     """
     x, st_, v, s, y = work[X], work[STATE], work[V], work[S], work[H]
     tau, p = opts[TAU], g.shape[0]
@@ -198,12 +199,15 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
                     ej = -fastmath.log_normal(uniform(own, base + r * k + j))
                     y[j] = fastmath.exp(-inv_tau * fastmath.log1p(ej / (fp[p + j] * ei)))
                 y[i] = 1.0
-                total = 0.0
+                total = 0.0  # unnormalised: J(y / T)^T v = y (v - y.v / T) / (T tau)
+                yv = 0.0
                 for j in range(p):
                     total += y[j]
+                    yv += y[j] * v[j]
+                yv /= total
+                w = 1.0 / (total * tau * rao)
                 for j in range(p):
-                    y[j] /= total
-                _add_jt(y, v, tau, 1.0 / rao, g, p)
+                    g[j] += w * y[j] * (v[j] - yv)
     _finish(g, batch)
 
 
