@@ -446,6 +446,7 @@ class _Generated:
         with _LOCK:
             while True:
                 raw = self.raw[attr]
+                jit.quick_load(raw)
                 try:
                     result = raw(*args)
                 except Exception as exc:
