@@ -17,6 +17,9 @@ Python between chunks, in a process of its own (the fastest of ``--repeat`` runs
 With ``--base DIR`` every measurement is also made with the checkout DIR (its own
 ``.venv/bin/python`` if it has one), alternating with this one, and the ratios between the
 two are printed.  Each checkout gets its own warm kernel cache in a temporary folder.
+Python's bytecode cache is on (PYTHONDONTWRITEBYTECODE is removed from the environment of
+the runs, as an installed gradvar has its .pyc files); ``--no-bytecode`` keeps the variable:
+then every module of gradvar is compiled from source in every run.
 Timings on the shared machine are noisy: the load average is printed beside the figures.
 """
 
@@ -63,13 +66,15 @@ for name in sys.argv[2:]:
 class Checkout:
     """A gradvar source tree, run with its own virtualenv's Python when it has one."""
 
-    def __init__(self, path, label, scratch):
+    def __init__(self, path, label, scratch, bytecode=True):
         self.path = os.path.abspath(path)
         self.label = label
         own = os.path.join(self.path, ".venv", "bin", "python")
         self.python = own if os.path.exists(own) else sys.executable
         self.env = dict(os.environ, GRADVAR_CACHE_DIR=os.path.join(scratch, f"cache-{label}"))
         self.env["PYTHONPATH"] = self.path
+        if bytecode:  # as an installed gradvar runs: modules load from their cached bytecode
+            self.env.pop("PYTHONDONTWRITEBYTECODE", None)
         self.out = os.path.join(scratch, f"out-{label}")
         found = self.run(["-c", "import gradvar; print(gradvar.__file__)"]).stdout.strip()
         if not found.startswith(self.path + os.sep):
@@ -169,13 +174,14 @@ def main():
     parser.add_argument("--base", help="a second checkout to compare with (today's main)")
     parser.add_argument("--repeat", type=int, default=7)
     parser.add_argument("--samples", type=float, default=2e8, help="n of the rate runs")
+    parser.add_argument("--no-bytecode", action="store_true", help="keep PYTHONDONTWRITEBYTECODE")
     parser.add_argument("--skip-startup", action="store_true")
     parser.add_argument("--skip-rates", action="store_true")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gradvar-startup-") as scratch:
-        checkouts = [Checkout(HERE, "this", scratch)]
+        checkouts = [Checkout(HERE, "this", scratch, not args.no_bytecode)]
         if args.base:
-            checkouts.append(Checkout(args.base, "base", scratch))
+            checkouts.append(Checkout(args.base, "base", scratch, not args.no_bytecode))
         if not args.skip_startup:
             startup(checkouts, args.repeat)
         if not args.skip_rates:
