@@ -7,7 +7,9 @@
 (a) Fixed overhead: the wall time of a tiny ``gradvar compare --estimator
 sf,sf-baseline,reparam --samples 1e3`` with ``--no-plot`` and with its plot, warm kernel
 cache, as a ratio to ``python -c "import gradvar, numpy, pandas, numba"`` timed in the same
-run (each a fresh process; the commands alternate, the fastest of ``--repeat`` runs counts).
+run (each a fresh process; the commands alternate, the fastest of ``--repeat`` runs counts),
+in wall time and in the CPU time of the process (user + system), which a loaded machine
+disturbs far less.
 
 (b) Rates: estimates/s of ``sf`` and ``reparam`` on normal/quadratic as ``gradvar compare
 --threads 1 --samples N`` writes them to results.csv (estimates_per_s), against the bare
@@ -26,6 +28,7 @@ Timings on the shared machine are noisy: the load average is printed beside the 
 import argparse
 import csv
 import os
+import resource
 import subprocess
 import sys
 import tempfile
@@ -91,9 +94,10 @@ class Checkout:
         )
 
     def timed(self, args):
-        t0 = time.perf_counter()
+        """(wall seconds, CPU seconds) of one run of ``python args``."""
+        c0, t0 = _children_cpu(), time.perf_counter()
         self.run(args)
-        return time.perf_counter() - t0
+        return time.perf_counter() - t0, _children_cpu() - c0
 
     def startup_commands(self):
         tiny = ["-m", "gradvar", *TINY, "--out", self.out]
@@ -117,6 +121,11 @@ class Checkout:
         return {name: float(rate) for name, rate in (line.split() for line in lines if line)}
 
 
+def _children_cpu():
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
 def load():
     return f"load {os.getloadavg()[0]:.1f}"
 
@@ -130,17 +139,21 @@ def startup(checkouts, repeat):
     for _ in range(repeat):
         for c in checkouts:
             for what, args in c.startup_commands().items():
-                t = c.timed(args)
-                best[c.label, what] = min(best.get((c.label, what), t), t)
+                for kind, t in zip(("wall", "CPU"), c.timed(args), strict=True):
+                    key = (c.label, what, kind)
+                    best[key] = min(best.get(key, t), t)
     for c in checkouts:
-        ref = best[c.label, "import line"]
         for what in c.startup_commands():
-            t = best[c.label, what]
-            print(f"  {c.label:5s} {what:18s} {t:6.3f} s  {t / ref:5.2f}x the import line")
+            line = []
+            for kind in ("wall", "CPU"):
+                t, ref = best[c.label, what, kind], best[c.label, "import line", kind]
+                line.append(f"{kind} {t:6.3f} s = {t / ref:4.2f}x")
+            print(f"  {c.label:5s} {what:18s} " + ", ".join(line) + " the import line's")
     if len(checkouts) == 2:
+        this, base = (c.label for c in checkouts)
         for what in checkouts[0].startup_commands():
-            ratio = best[checkouts[0].label, what] / best[checkouts[1].label, what]
-            print(f"  this/base {what:18s} {ratio:5.2f}x the time")
+            ratios = [best[this, what, k] / best[base, what, k] for k in ("wall", "CPU")]
+            print(f"  this/base {what:18s} wall {ratios[0]:4.2f}x, CPU {ratios[1]:4.2f}x")
     print(f"  ({load()})")
 
 
