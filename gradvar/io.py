@@ -410,18 +410,45 @@ def swept_columns(frame):
     return [c for c in names if frame[c].dropna().nunique() > 1]
 
 
+def sweep_points(frame, columns):
+    """Every combination of the values of ``columns`` (each in order of appearance, empty
+    values left out): the points of a sweep, which is a full product of its axes."""
+    import itertools
+
+    axes = [list(dict.fromkeys(v for v in frame[c] if v == v and v != "")) for c in columns]
+    return list(itertools.product(*axes))
+
+
+def at_point(frame, columns, values):
+    """The rows of ``frame`` at the sweep point ``values`` of ``columns``: each column equal
+    to its value or empty, since an estimator that ignores a swept option has one row (its
+    option column empty) that holds at every value of it."""
+    import numpy as np
+
+    mask = np.ones(len(frame), dtype=bool)
+    for c, v in zip(columns, values, strict=True):
+        mask &= ((frame[c] == v) | frame[c].isna()).to_numpy()
+    return frame[mask]
+
+
 def cell_index(frame):
     """Number the cells of a results table from its row order.
 
-    ``run_plan`` writes the rows of one cell together (every estimator, every coordinate);
-    a new cell starts where an (estimator, param) pair repeats.  Needs the CSV alone.
+    ``run_plan`` writes the rows of one cell together (every estimator that runs there,
+    every coordinate); a new cell starts where an (estimator, param) pair repeats or a
+    parameter takes another value (empty values, options an estimator ignores, match any).
+    Needs the CSV alone.
     """
-    ids, seen, cell = [], set(), 0
-    for key in zip(frame["estimator"], frame["param"], strict=False):
-        if key in seen:
+    columns = [c for c in parameter_columns(frame) + ["batch"] if c in frame.columns]
+    values = frame[columns].to_numpy(dtype=object)
+    ids, seen, current, cell = [], set(), {}, 0
+    for key, row in zip(zip(frame["estimator"], frame["param"], strict=False), values, strict=True):
+        here = {c: v for c, v in zip(columns, row, strict=True) if v == v and v != ""}
+        if key in seen or any(current.get(c, v) != v for c, v in here.items()):
             cell += 1
-            seen = set()
+            seen, current = set(), {}
         seen.add(key)
+        current.update(here)
         ids.append(cell)
     return ids
 

@@ -165,7 +165,11 @@ def estimators_for(estimator, family, train=False):
     names = (
         names_of(estimator)
         or list(family.default_estimators)
-        or [n for n, e in registry.ESTIMATORS.items() if registry.applicable(e, family)]
+        or [
+            n
+            for n, e in registry.ESTIMATORS.items()
+            if registry.applicable(e, family) and not e.train_only
+        ]
     )
     ests = []
     for name in names:
@@ -227,6 +231,13 @@ class Plan:
     samples: int
     seed: int
     swept: list  # names of the parameters that take several values
+    runs: list = None  # per cell, the estimators that run there (see ``estimators_in``)
+
+    def estimators_in(self, index):
+        """The estimators that run in cell ``index``: each runs in the first cell of every
+        distinct value of the parameters and options it reads, so an estimator that ignores
+        a swept option appears once per value of the ones it does use (REFERENCE 6b)."""
+        return self.estimators if self.runs is None else self.runs[index]
 
     @property
     def baseline(self):
@@ -409,9 +420,10 @@ def plan(
     count = math.prod(len(axes[k]) for k in order)
     if count > MAX_CELLS:
         raise SpecError(f"the sweep has {count} cells; at most {MAX_CELLS} in one run")
-    cells = []
-    for combo in itertools.product(*(axes[k] for k in order)):
-        point = dict(zip(order, combo, strict=True))
+    cells, runs, seen = [], [], set()
+    ignored = {e.name: {n for n in registry.OPTIONS if not e.uses(n)} for e in ests}
+    for index in itertools.product(*(range(len(axes[k])) for k in order)):
+        point = {k: axes[k][i] for k, i in zip(order, index, strict=True)}
         cells.append(
             Cell(
                 fam,
@@ -422,5 +434,15 @@ def plan(
                 batch=int(point["batch"]),
             )
         )
+        here = []
+        for e in ests:
+            key = (
+                e.name,
+                *(i for k, i in zip(order, index, strict=True) if k not in ignored[e.name]),
+            )
+            if key not in seen:
+                seen.add(key)
+                here.append(e)
+        runs.append(here)
     swept = [k for k in order if len(axes[k]) > 1]
-    return Plan(fam, obj, ests, baselines, cells, samples, seed, swept)
+    return Plan(fam, obj, ests, baselines, cells, samples, seed, swept, runs)

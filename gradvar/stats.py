@@ -15,8 +15,8 @@ LEVEL = 0.95
 # Quantiles as scipy.special gives them (tests/test_stats.py checks every digit): importing
 # scipy costs ~0.15 s, a third of a small compare, and these are all the intervals need.
 Z = 1.959963984540054  # ndtri(0.975), the normal quantile of LEVEL
-# stdtrit(dof, 0.975), Student's t quantile, for the jackknife's dof = g - 1 = 1 .. 31
-# (g <= engine.GROUPS = 32 groups); other dof ask scipy
+# stdtrit(dof, 0.975), Student's t quantile, for dof = 1 .. 31: the jackknife over
+# g = 2 .. 32 groups (engine.GROUPS = 32) has dof = g - 1; other dof ask scipy
 T_QUANTILES = (
     (12.706204736174694, 4.302652729749462, 3.1824463052837078, 2.7764451051977934)
     + (2.5705818356363146, 2.4469118511449786, 2.364624251592784, 2.306004135204166)
@@ -27,15 +27,6 @@ T_QUANTILES = (
     + (2.0595385527532972, 2.0555294386428735, 2.0518305164802846, 2.0484071417952454)
     + (2.045229642132703, 2.0422724563012378, 2.039513446396408)
 )
-
-
-def t_quantile(dof):
-    """Student's t quantile of LEVEL (two-sided) with ``dof`` degrees of freedom."""
-    if 1 <= dof <= len(T_QUANTILES):
-        return T_QUANTILES[dof - 1]
-    from scipy.special import stdtrit
-
-    return float(stdtrit(dof, 0.5 + LEVEL / 2))
 
 
 def coordinate_stats(mom, exact_grad, exact_var):
@@ -89,13 +80,59 @@ def _aggregates(counts, means, m2s, exact_grad):
     return np.array([total_var, bias_sq, bias_sq + total_var])
 
 
+def jackknife_se(replicates):
+    """Jackknife standard error from delete-one replicates (axis 0): the square root of
+    (g - 1) / g * sum_k (r_k - mean r)^2 over the g replicates (Efron & Stein 1981)."""
+    r = np.asarray(replicates, dtype=float)
+    g = len(r)
+    return np.sqrt((g - 1) / g * ((r - r.mean(0)) ** 2).sum(0))
+
+
+def t_quantile(groups):
+    """The two-sided LEVEL quantile of Student's t with ``groups - 1`` degrees of freedom,
+    which the jackknife intervals over ``groups`` groups use."""
+    if 1 <= groups - 1 <= len(T_QUANTILES):
+        return T_QUANTILES[groups - 2]
+    from scipy.special import stdtrit
+
+    return float(stdtrit(groups - 1, 0.5 + LEVEL / 2))
+
+
+def _groups(mom):
+    keep = mom.group_n > 0
+    return (
+        mom.group_n[keep].astype(float),
+        mom.group_moments[keep][:, :, 0],
+        mom.group_moments[keep][:, :, 1],
+    )
+
+
+def _replicates(counts, means, m2s, exact_grad):
+    """(G, 3) delete-one-group aggregates (total_var, bias_sq_norm, mse)."""
+    idx = np.arange(len(counts))
+    return np.array(
+        [
+            _aggregates(counts[idx != i], means[idx != i], m2s[idx != i], exact_grad)
+            for i in range(len(counts))
+        ]
+    )
+
+
+def mse_replicates(mom, exact_grad):
+    """The MSE (bias_sq_norm + total_var) of the estimates without group k, for each
+    non-empty group k: the delete-one-group jackknife replicates behind ``mse_ci_low`` /
+    ``mse_ci_high``, from which any smooth function of MSEs of cells run on the same noise
+    (the best tau of a sweep) gets its jackknife interval.  Empty with fewer than 3 groups."""
+    counts, means, m2s = _groups(mom)
+    if len(counts) < 3 or counts.sum() < 2:
+        return np.array([])
+    return _replicates(counts, means, m2s, np.asarray(exact_grad, dtype=float))[:, 2]
+
+
 def summary_stats(mom, exact_grad):
     """total_var, bias_sq_norm, mse and their jackknife 95% intervals over groups."""
     exact_grad = np.asarray(exact_grad, dtype=float)
-    keep = mom.group_n > 0
-    counts = mom.group_n[keep].astype(float)
-    means = mom.group_moments[keep][:, :, 0]
-    m2s = mom.group_moments[keep][:, :, 1]
+    counts, means, m2s = _groups(mom)
     names = ("total_var", "bias_sq_norm", "mse")
     out = {}
     if counts.sum() < 2:
@@ -105,15 +142,8 @@ def summary_stats(mom, exact_grad):
     full = _aggregates(counts, means, m2s, exact_grad)
     g = len(counts)
     if g >= 3:
-        idx = np.arange(g)
-        loo = np.array(
-            [
-                _aggregates(counts[idx != i], means[idx != i], m2s[idx != i], exact_grad)
-                for i in range(g)
-            ]
-        )
-        se = np.sqrt((g - 1) / g * ((loo - loo.mean(0)) ** 2).sum(0))
-        half = t_quantile(g - 1) * se
+        se = jackknife_se(_replicates(counts, means, m2s, exact_grad))
+        half = t_quantile(g) * se
     else:
         half = np.full(3, np.nan)
     for i, name in enumerate(names):

@@ -319,8 +319,8 @@ def _combinations():
     for family, fam in registry.FAMILIES.items():
         for objective in objectives_default_first(family):
             for name, est in registry.ESTIMATORS.items():
-                if not registry.applicable(est, fam):
-                    continue
+                if not registry.applicable(est, fam) or est.train_only:
+                    continue  # train-only estimators are tested in test_relax.py
                 if est.needs_derivatives > registry.OBJECTIVES[(family, objective)].derivatives:
                     continue  # refused by spec.plan
                 for baseline in registry.BASELINES if est.uses_baseline else ("mean",):
@@ -348,7 +348,9 @@ def test_the_fast_tier_has_every_registered_entry():
     assert {c[:2] for c in fast} == set(registry.OBJECTIVES)
     families = registry.FAMILIES.values()
     assert {c[2] for c in fast} == {
-        name for name, est in EST.items() if any(registry.applicable(est, f) for f in families)
+        name
+        for name, est in EST.items()
+        if any(registry.applicable(est, f) for f in families) and not est.train_only
     }
     assert {c[3] for c in fast if EST[c[2]].uses_baseline} == set(registry.BASELINES)
 

@@ -201,6 +201,7 @@ def test_quantiles_are_scipys_to_the_last_bit():
     from scipy import special
 
     assert float(special.ndtri(0.5 + stats.LEVEL / 2)) == stats.Z
-    for dof in range(1, len(stats.T_QUANTILES) + 3):
-        assert stats.t_quantile(dof) == float(special.stdtrit(dof, 0.5 + stats.LEVEL / 2)), dof
+    for groups in range(2, len(stats.T_QUANTILES) + 4):
+        exact = float(special.stdtrit(groups - 1, 0.5 + stats.LEVEL / 2))
+        assert stats.t_quantile(groups) == exact, groups
     assert len(stats.T_QUANTILES) >= engine.GROUPS - 1  # every dof the jackknife meets

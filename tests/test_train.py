@@ -87,6 +87,9 @@ def test_same_seed_same_trajectory():
         (["--problem", "bump", "--lr", "-1"], "lr"),
         (["--problem", "bump", "--steps", "x"], "steps"),
         (["--problem", "bump", "--tau", "0"], "tau"),
+        (["--problem", "bernoulli-toy", "--eta", "inf"], "eta"),
+        (["--problem", "bernoulli-toy", "--eta", "1,2"], "eta"),
+        (["--problem", "bump", "--estimator", "relax"], "one-bit"),
     ],
 )
 def test_train_bad_input_exits_2_and_writes_nothing(cli, tmp_path, args, message):

@@ -76,6 +76,11 @@ def _family_parameter_options():
     return options
 
 
+def other_estimator_options(func):
+    """The estimator options other than tau, for a command with its own --tau."""
+    return _stack(*estimator_option_options(skip=("tau",)))(func)
+
+
 def family_parameter_options(func):
     """The family parameter options and the generic ``--param NAME=VALUES``."""
     return _stack(
@@ -92,12 +97,15 @@ def family_parameter_options(func):
     )(func)
 
 
-def estimator_option_options():
-    """One option per registered estimator option (tau, ...), from its declaration."""
+def estimator_option_options(skip=()):
+    """One option per registered estimator option (tau, ...), from its declaration; those
+    named in ``skip`` are left to the command."""
     from gradvar.model import ESTIMATORS, OPTIONS
 
     options = []
     for opt in OPTIONS.values():
+        if opt.name in skip:
+            continue
         users = ", ".join(n for n, e in ESTIMATORS.items() if e.uses(opt.name))
         options.append(
             click.option(

@@ -5,7 +5,7 @@ import math
 
 import click
 
-from gradvar import defaults
+from gradvar import defaults, io
 from gradvar.cli import common
 
 EXAMPLES = """
@@ -45,6 +45,7 @@ Examples:
     metavar="VALUES",
     help="Temperature grid (> 0): log:START:STOP:COUNT, START:STOP:COUNT or a list.",
 )
+@common.other_estimator_options
 @click.option(
     "--estimator",
     default=defaults.SWEEP_TAU_ESTIMATORS,
@@ -124,7 +125,15 @@ def _fmt(x, digits=3):
 
 def format_best(best):
     """The best-tau table as text (what ``gradvar sweep-tau`` prints)."""
-    header = ["estimator", "best tau", "bias^2", "variance", "MSE", "MSE 95% CI"]
+    header = [
+        "estimator",
+        "best tau",
+        "fitted tau [95% CI]",
+        "bias^2",
+        "variance",
+        "MSE",
+        "MSE 95% CI",
+    ]
     lines = []
     for _, r in best.iterrows():
         tau = (
@@ -133,11 +142,12 @@ def format_best(best):
             else _fmt(r["tau"]) + (" (grid edge)" if r["at_grid_edge"] else "")
         )
         bias = max(r["bias_sq_debiased"], 0.0) if math.isfinite(r["bias_sq_debiased"]) else math.nan
-        name = r["estimator"] + (f" ({r['baseline']})" if r["baseline"] else "")
+        name = io.estimator_label(r["estimator"], r["baseline"])  # no "(nan)": read from CSV
         lines.append(
             [
                 name,
                 tau,
+                _fitted(r),
                 _fmt(bias),
                 _fmt(r["total_var"]),
                 _fmt(r["mse"]),
@@ -153,4 +163,22 @@ def format_best(best):
         )
 
     text = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
-    return "\n".join(text) + "\n(bias^2 debiased: ||mean - exact||^2 - total_var / n, floored at 0)"
+    return "\n".join(text) + (
+        "\n(best tau: the grid point of least MSE; fitted: the vertex of a parabola in log MSE"
+        " against log tau\n around it, with a jackknife interval over the engine's groups of"
+        " estimates; bias^2 debiased:\n ||mean - exact||^2 - total_var / n, floored at 0)"
+    )
+
+
+def _fitted(r):
+    """'1.53 [1.52, 1.54]': the fitted best tau and its interval ('-' for a reference)."""
+    if r["role"] == "reference":
+        return "-"
+    best, low, high = r["best_tau"], r["best_tau_low"], r["best_tau_high"]
+    if not math.isfinite(best):
+        return "n/a"
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return f"{best:.3g} [n/a]"
+    # enough significant digits that the interval's ends differ
+    d = 3 if high <= low else min(8, max(3, 2 + math.ceil(math.log10(best / (high - low)))))
+    return f"{best:.{d}g} [{low:.{d}g}, {high:.{d}g}]"

@@ -163,17 +163,18 @@ def aggregate_table(agg):
 
 
 def sweep_tables(results, swept):
-    """Per coordinate, a grid: swept values down, estimators across, 'variance [exact]'."""
+    """Per coordinate, a grid: swept values down, estimators across, 'variance [exact]'.
+
+    An estimator that ignores a swept option (its column empty) ran once: its one value
+    stands in every row of that option's values."""
     frame = results.assign(
-        _cell=io.cell_index(results),
         _label=[
             io.estimator_label(e, b)
             for e, b in zip(results["estimator"], results["baseline"], strict=False)
         ],
     )
     labels = list(dict.fromkeys(frame["_label"]))
-    cells = frame.groupby("_cell", sort=True)
-    keys = {cell: [_first_value(group[c]) for c in swept] for cell, group in cells}
+    points = io.sweep_points(frame, swept)
     blocks, flagged = [], False
     # estimators of different cost: the same grid at equal cost, variance x f-evals
     costs = [1.0] if frame["f_evals"].nunique() <= 1 else [1.0, "f_evals"]
@@ -181,9 +182,9 @@ def sweep_tables(results, swept):
         for param in dict.fromkeys(frame["param"]):
             sub = frame[frame["param"] == param]
             rows = []
-            for cell in sorted(keys):
-                part = sub[sub["_cell"] == cell]
-                row = [f"{v:.4g}" if not isnan(v) else "" for v in keys[cell]]
+            for point in points:
+                part = io.at_point(sub, swept, point)
+                row = [f"{v:.4g}" for v in point]
                 for label in labels:
                     hit = part[part["_label"] == label]
                     text, flag = _variance_entry(hit.iloc[0], cost) if len(hit) else ("", False)
@@ -201,16 +202,22 @@ def sweep_tables(results, swept):
         for label in labels
     )
     notes = [f"estimates/s (median over cells): {speed}"]
+    ignored = []
+    for label in labels:
+        rows = frame[frame["_label"] == label]
+        free = [c for c in swept if rows[c].isna().all()]
+        if free:
+            ignored.append(f"{label} ({', '.join(free)})")
+    if ignored:
+        notes.append(
+            "ignoring the swept options in brackets, these ran once per value of the others, "
+            f"their value repeated down the rows: {', '.join(ignored)}"
+        )
     if flagged:
         notes.append(
             f"* bias beyond {SIGNIFICANT_BIAS_Z:g} standard errors (full statistics in results.csv)"
         )
     return "\n\n".join(blocks) + "\n\n" + "\n".join(notes)
-
-
-def _first_value(column):
-    values = column.dropna()
-    return values.iloc[0] if len(values) else math.nan
 
 
 def _variance_entry(r, cost=1.0):

@@ -11,6 +11,7 @@ Examples:
   gradvar train --problem bump --estimator exact --steps 5 --lr 1 --train-positions
   gradvar train --problem bump --estimator exact,gumbel-softmax --seed 0,1,2,3
   gradvar train --problem bernoulli-toy --steps 2000 --seed 0,1,2,3,4
+  gradvar train --problem bernoulli-toy --estimator sf,rebar,relax --seed 0,1,2
 """
 
 
@@ -53,7 +54,13 @@ Examples:
 @click.option(
     "--tau",
     metavar="T",
-    help="Temperature of gumbel-softmax and st-gumbel. [default: bump 1; bernoulli-toy 0.5]",
+    help="Temperature of the relaxed estimators; rebar's fixed, relax's initial value. "
+    "[default: bump 1; bernoulli-toy 0.5]",
+)
+@click.option(
+    "--eta",
+    metavar="ETA",
+    help="Control-variate scale: rebar's fixed, relax's initial value. [default: 1]",
 )
 @click.option(
     "--baseline",
@@ -66,6 +73,7 @@ Examples:
     help="bump: also train the positions x, as the original write-up did.",
 )
 @common.output_options
+@common.resume_option
 def train_command(
     problem,
     estimator,
@@ -75,20 +83,27 @@ def train_command(
     optimizer,
     batch,
     tau,
+    eta,
     baseline,
     train_positions,
     out,
     force,
     quiet,
     no_plot,
+    resume,
 ):
     """Gradient ascent or descent driven by each estimator.
 
     Every step also draws 100 extra estimates at the current parameters to measure the
     variance of one gradient estimate along the path.  Writes DIR/results.csv (columns
-    problem, estimator, seed, step, param, value, objective, grad, grad_var), meta.json
-    and training.png (parameter, objective and variance against step, mean and a band
-    over seeds).  The bump problem prints m after each step.
+    problem, estimator, seed, step, param, value, objective, grad, grad_var, ..., eta,
+    cv_tau, cv_eta), meta.json and training.png (parameter, objective and variance against
+    step, mean and a band over seeds).  The bump problem prints m after each step.
+
+    relax (bernoulli-toy) trains its control variate (eta, log tau and a 10-unit tanh
+    network) by the same optimizer on the square of its own estimate; cv_tau and cv_eta
+    are the values each step used.  Ctrl-C keeps the finished trajectories (estimator x
+    seed) in DIR.partial/; --resume continues from the next one.
     """
     experiment = common.experiment_of(
         "train",
@@ -101,12 +116,13 @@ def train_command(
             optimizer=optimizer,
             batch=batch,
             tau=tau,
+            eta=eta,
             baseline=baseline,
             train_positions=train_positions,
             no_plot=no_plot,
         ),
     )
-    execute(experiment, out=out, force=force, quiet=quiet)
+    execute(experiment, out=out, force=force, quiet=quiet, resume=resume)
 
 
 def execute(experiment, out=None, force=False, quiet=False, resume=False):
@@ -126,6 +142,7 @@ def execute(experiment, out=None, force=False, quiet=False, resume=False):
         out=out,
         force=force,
         quiet=quiet,
+        resume=resume,
         table=lambda t: summary_table(t["results"]),
         on_step=on_step,
     )

@@ -183,3 +183,22 @@ def _normal_retry(key, counter, zig, u, i):
         i = int(b & _LOW8)
         if abs(u) < zig[_ZR + i]:
             return u * zig[i]
+
+
+# --- NumPy twins, bit for bit, for code that runs outside the kernels (train's RELAX) ---------
+def bits_array(key, counters):
+    """:func:`bits` over an array of counters, in NumPy (uint64 arithmetic wraps)."""
+    z = np.uint64(key) + np.asarray(counters, dtype=np.uint64) * GOLDEN
+    z = (z ^ (z >> _S30)) * _M1
+    z = (z ^ (z >> _S27)) * _M2
+    return z ^ (z >> _S31)
+
+
+def substream_key(key, stream):
+    """:func:`substream` in NumPy: the key of stream ``stream`` under ``key``."""
+    return np.uint64(bits_array(np.uint64(key) ^ _SUBSTREAM, np.array([stream]))[0])
+
+
+def uniform_array(key, counters):
+    """:func:`uniform` over an array of counters, in NumPy: the same doubles in (0, 1)."""
+    return ((bits_array(key, counters) >> _S12).astype(float) + 0.5) * _TWO_M52

@@ -13,6 +13,7 @@ from gradvar.model import (  # noqa: F401
     gaussian,
     objectives,
     options,  # noqa: F401  (registers first: kernels use its indices)
+    relax,
 )
 from gradvar.model.registry import BASELINES, ESTIMATORS, FAMILIES, OBJECTIVES, OPTIONS
 

@@ -293,7 +293,9 @@ register_family(
     Family(
         name="bernoulli",
         params=(Param("logit", 0.0, help="logit phi, p = sigmoid(phi)"),),
-        capabilities=frozenset({"score", "relax", "bits", "softmax"}),  # softmax: as two classes
+        capabilities=frozenset(
+            {"score", "relax", "bits", "softmax", "one-bit"}
+        ),  # softmax: 2 classes
         summary="Bernoulli(sigmoid(logit)) by a logistic threshold, gradient w.r.t. the logit",
         prepare=_bernoulli_prepare,
         dim=lambda values: 1,

@@ -199,12 +199,20 @@ def categorical_squared(x, objp, grad):
 
 
 # --- bernoulli family: f(b) = (b - t)^2, gradient w.r.t. the logit ------------------------
+def _bernoulli_squared_at(x, p):
+    """[f, f', f''] at x (relaxed samples in (0, 1) too): RELAX trains tau through f''."""
+    d = np.asarray(x, dtype=float) - p["t"]
+    return [d * d, 2.0 * d, _constant(x, 2.0)]
+
+
 @objective(
     "bernoulli",
     "squared",
     params=(Param("t", 0.499, help="target"),),
     summary="f(b) = (b - t)^2",
     formula="(b-t)^2",
+    derivatives=2,
+    derivatives_at=_bernoulli_squared_at,
 )
 @kernel
 def bernoulli_squared(x, objp, grad):

@@ -92,14 +92,12 @@ def _coordinates(results, limit):
 
 
 def _groups_by(frame, columns):
-    """Split a sweep by the values of ``columns`` (per cell, NaN rows follow their cell)."""
+    """Split a sweep by the values of ``columns``; a row with an empty value (an estimator
+    that ignores that option, run once) belongs to every group."""
     if not columns:
         return [((), frame)]
-    keys = {}
-    for cell, group in frame.groupby("_cell", sort=True):
-        key = tuple(group[c].dropna().iloc[0] for c in columns)
-        keys.setdefault(key, []).append(cell)
-    return [(key, frame[frame["_cell"].isin(cells)]) for key, cells in keys.items()]
+    groups = [(key, io.at_point(frame, columns, key)) for key in io.sweep_points(frame, columns)]
+    return [(key, part) for key, part in groups if len(part)]
 
 
 # --- one point -----------------------------------------------------------------------------

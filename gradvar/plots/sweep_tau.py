@@ -82,7 +82,9 @@ def figure(summary, best):
         list(summary["total_var"]),
         list(summary["mse"]),
     ]
-    scales = [None, common.largest(summary["total_var"]), common.largest(summary["mse"])]
+    # per panel, values below NOISE_FRACTION of its largest are not drawn (st's variance at
+    # tau = 0.01 is 1e-130: a zero beside 1 that would stretch the axis over 100 decades)
+    scales = [common.largest(v) for v in limits]
     lines, stars, edges = [], [], False
     for _, group in swept.groupby("estimator", sort=False):
         line, star, edge = _swept(axes, group.sort_values("tau"), best, scales)
@@ -92,10 +94,15 @@ def figure(summary, best):
     for _, r in refs.iterrows():
         lines.append(_reference(axes, r, scales))
     handles = lines + stars + (_edge_key() if edges else []) + _bias_keys()
-    for ax, (_, title, ylabel), values in zip(axes, PANELS, limits, strict=False):
+    cut = any(
+        np.any((v > 0) & (v < common.NOISE_FRACTION * sc))
+        for v, sc in zip((np.asarray(v, dtype=float) for v in limits), scales, strict=True)
+    )
+    handles += _cut_key() if cut else []
+    for ax, (_, title, ylabel), values, scale in zip(axes, PANELS, limits, scales, strict=True):
         ax.set_xscale("log")
         ax.set_yscale("log")
-        lims = common.positive_limits(values)
+        lims = common.positive_limits(common.on_log(values, scale))
         if lims:
             ax.set_ylim(*lims)
         ax.set(xlabel="temperature tau", ylabel=ylabel, title=title)
@@ -116,8 +123,8 @@ def _swept(axes, g, best, scales):
     tau = g["tau"].to_numpy()
     deb = g["bias_sq_debiased"].to_numpy()
     lo, hi = g["bias_sq_debiased_ci_low"].to_numpy(), g["bias_sq_debiased_ci_high"].to_numpy()
-    _band(axes[0], tau, deb, lo, hi, c, hollow=~(lo > 0))
-    axes[0].plot(tau, g["bias_sq_noise_floor"].to_numpy(), ":", color=c, lw=1.2)
+    _band(axes[0], tau, common.on_log(deb, scales[0]), lo, hi, c, hollow=~(lo > 0))
+    axes[0].plot(tau, common.on_log(g["bias_sq_noise_floor"], scales[0]), ":", color=c, lw=1.2)
     for k, col in ((1, "total_var"), (2, "mse")):
         _band(
             axes[k],
@@ -188,6 +195,20 @@ def _edge_mark(ax, tau, mse, grid, color):
         fontsize=8,
         color=color,
     )
+
+
+def _cut_key():
+    from matplotlib.lines import Line2D
+
+    return [
+        Line2D(
+            [],
+            [],
+            ls="",
+            label=f"values below {common.NOISE_FRACTION:g} x a panel's largest are not drawn "
+            "(in summary.csv)",
+        )
+    ]
 
 
 def _edge_key():

@@ -1,8 +1,9 @@
 """The figure of a ``gradvar train`` folder, drawn from its ``results.csv`` alone.
 
 ``training.png``: against the step, the parameter (p = sigmoid(logit) for the Bernoulli toy,
-m for the bump), the exact objective and the variance of one gradient estimate; one colour
-per estimator, a band of ±1 standard deviation over the seeds (the replicates).
+m for the bump), the exact objective and the variance of one gradient estimate (log axis);
+one colour per estimator, a band of ±1 standard deviation over the seeds (the replicates).
+When ``relax`` ran, a fourth panel shows the tau and eta its control variate trained.
 """
 
 import numpy as np
@@ -37,9 +38,11 @@ def _log_band(ax, steps, values, color):
 
 
 def _label(first, batch_in_label):
+    start = "from " if first["estimator"] == "relax" else ""  # relax trains tau and eta
     extra = [
         common.baseline_text(first["baseline"]),
-        f"tau {first['tau']:g}" if first["tau"] == first["tau"] else "",
+        f"{start}tau {first['tau']:g}" if first["tau"] == first["tau"] else "",
+        f"eta {first['eta']:g}" if first["eta"] == first["eta"] else "",
         f"batch {int(first['batch'])}" if batch_in_label else "",
     ]
     extra = [e for e in extra if e]
@@ -53,11 +56,15 @@ def figure(df):
     problem = df["problem"].iloc[0]
     param = list(dict.fromkeys(df["param"]))[0]
     df = df[df["param"] == param]
-    keys = ["estimator", "baseline", "tau", "batch"]
+    for col in ("eta", "cv_tau", "cv_eta"):  # folders written before these columns
+        if col not in df:
+            df = df.assign(**{col: np.nan})
+    keys = ["estimator", "baseline", "tau", "eta", "batch"]
     runs = list(df.groupby(keys, sort=False, dropna=False))
     batches = sorted({int(b) for b in df["batch"]})
-    fig = common.figure(15, 4.5)
-    axes = fig.subplots(1, 3, sharex=True)
+    relax = df[df["estimator"] == "relax"]
+    fig = common.figure(20 if len(relax) else 15, 4.5)
+    axes = fig.subplots(1, 4 if len(relax) else 3, sharex=True)
     seeds = sorted(df["seed"].unique())
     variances, zero = [], []
     for _, sub in runs:
@@ -89,13 +96,38 @@ def figure(df):
     axes[0].set(xlabel="step", ylabel=ylabel, title=f"{problem}: {ylabel} ({n_seeds}{batch}{band})")
     axes[1].set(xlabel="step", ylabel="objective E[f] (exact)", title="objective along the path")
     _variance_panel(axes[2], param, zero, any(v.size for _, v, _, _ in variances))
+    if len(relax):
+        _relax_panel(axes[3], relax, len(batches) > 1)
     for ax in axes:
         ax.grid(alpha=0.3)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True, min_n_ticks=1))
-    for ax in axes[:2]:
+    for ax in [*axes[:2], *axes[3:]]:
         common.no_offset(ax)
     common.legend_below(fig, fontsize=9)
     return fig
+
+
+def _relax_panel(ax, relax, batch_in_label):
+    """RELAX's trained tau (solid) and eta (dash-dot) against the step, per run."""
+    from matplotlib.lines import Line2D
+
+    for _, sub in relax.groupby(["tau", "eta", "batch"], sort=False):
+        color = common.color("relax")
+        for col, style in (("cv_tau", "-"), ("cv_eta", "-.")):
+            wide = sub.pivot(index="seed", columns="step", values=col)
+            values = wide.to_numpy()
+            mean = values.mean(axis=0)
+            ax.plot(wide.columns, mean, style, color=color, lw=1.6)
+            if values.shape[0] > 1:
+                sd = values.std(axis=0, ddof=1)
+                ax.fill_between(wide.columns, mean - sd, mean + sd, color=color, alpha=0.2, lw=0)
+    styles = [Line2D([], [], color="0.3", ls=ls) for ls in ("-", "-.")]
+    ax.legend(styles, ["tau", "eta"], fontsize=8, loc="best")
+    ax.set(
+        xlabel="step",
+        ylabel="value",
+        title="relax: its trained tau and eta",
+    )
 
 
 def _variance_panel(ax, param, zero, any_update):

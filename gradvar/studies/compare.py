@@ -66,6 +66,11 @@ SUMMARY_STATS = [
 ]
 
 
+# summary.csv's last column: the delete-one-group MSE replicates behind mse_ci_low/high, as
+# a comma list (sweep-tau's best-tau interval is computed from them)
+JACKKNIFE = "mse_jackknife"
+
+
 def format_value(value):
     """A parameter as the CLI accepts it: floats round-trip, vectors as comma lists."""
     if isinstance(value, np.ndarray):
@@ -75,36 +80,27 @@ def format_value(value):
     return float(value)
 
 
-def run_cell(plan, cell, progress=None, memo=None):
-    """Every estimator (and baseline variant) of ``plan`` in one cell: (result rows, summary
-    rows) as dict lists.
-
-    ``memo`` (a dict shared across the cells of a run) spares re-running an estimator in
-    cells that differ only in options it does not read (a tau-free estimator in a tau
-    sweep): on the same noise its numbers would be identical.
+def run_cell(plan, cell, progress=None, estimators=None):
+    """The ``estimators`` (default: all of ``plan``'s) and their baseline variants in one
+    cell: (result rows, summary rows) as dict lists.  A run gives each cell
+    ``plan.estimators_in(i)``: an estimator runs once per distinct value of the options it
+    reads, its other option columns empty.
     """
     rows, summary = [], []
+    estimators = plan.estimators if estimators is None else estimators
     exact_grad = truth.exact_gradient(cell)
     # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
-    relaxed = truth.relaxed_gradient(cell) if any(e.uses_tau for e in plan.estimators) else None
+    relaxed = truth.relaxed_gradient(cell) if any(e.uses_tau for e in estimators) else None
     params = {
         **{k: format_value(v) for k, v in cell.family_values.items()},
         **{k: format_value(v) for k, v in cell.objective_values.items()},
     }
-    for est in plan.estimators:
+    for est in estimators:
         options = {
             name: format_value(cell.options.get(name)) if est.uses(name) else math.nan
             for name in OPTIONS
         }
         for baseline in plan.variants(est):
-            key = (est.name, baseline, cell.batch, tuple(params.items()), tuple(options.items()))
-            if memo is not None and key in memo:
-                rows += [dict(r) for r in memo[key][0]]
-                summary += [dict(r) for r in memo[key][1]]
-                if progress is not None:
-                    progress(plan.samples)
-                continue
-            first_row, first_summary = len(rows), len(summary)
             mom = engine.simulate(
                 cell,
                 est,
@@ -157,10 +153,9 @@ def run_cell(plan, cell, progress=None, memo=None):
                     f_evals=evals,
                     var_f_evals=agg["total_var"] * evals,
                     exact_note=note,
+                    mse_jackknife=format_value(stats.mse_replicates(mom, exact_grad)),
                 )
             )
-            if memo is not None:
-                memo[key] = (rows[first_row:], summary[first_summary:])
     return rows, summary
 
 
@@ -170,12 +165,13 @@ def _tables(plan, rows, summary):
     results = pd.DataFrame(rows)
     results = results[lead + [c for c in RESULT_COLUMNS if c not in lead] + extra]
     summary = pd.DataFrame(summary)
-    summary = summary[lead + ["n", "batch", "seed"] + SUMMARY_STATS + extra]
+    summary = summary[lead + ["n", "batch", "seed"] + SUMMARY_STATS + extra + [JACKKNIFE]]
     return results, summary
 
 
 def run_plan(plan, progress=None, checkpoint=None):
-    """Run every estimator in every cell of ``plan``; return (results, summary) DataFrames.
+    """Run every estimator in every cell of ``plan`` where it runs
+    (:meth:`gradvar.spec.Plan.estimators_in`); return (results, summary) DataFrames.
 
     With ``checkpoint`` (a folder), each finished cell is saved there as two CSV files and
     cells already saved are read back instead of run again, so an interrupted sweep resumes
@@ -183,18 +179,22 @@ def run_plan(plan, progress=None, checkpoint=None):
     same bytes as an uninterrupted one.
     """
     if checkpoint is None:
-        rows, summary, memo = [], [], {}
-        for cell in plan.cells:
-            r, s = run_cell(plan, cell, progress, memo)
-            rows += r
-            summary += s
+        rows, summary = [], []
+        for i, cell in enumerate(plan.cells):
+            if plan.estimators_in(i):
+                r, s = run_cell(plan, cell, progress, plan.estimators_in(i))
+                rows += r
+                summary += s
         return _tables(plan, rows, summary)
     from gradvar import io
 
     checkpoint = Path(checkpoint)
     checkpoint.mkdir(parents=True, exist_ok=True)
-    parts, memo = [], {}
+    parts = []
     for i, cell in enumerate(plan.cells):
+        estimators = plan.estimators_in(i)
+        if not estimators:
+            continue
         done = checkpoint / f"cell{i:05d}.summary.csv", checkpoint / f"cell{i:05d}.results.csv"
         check = checkpoint / f"cell{i:05d}{io.CHECK_SUFFIX}"
         saved = io.read_checked(check, done) if check.exists() else None
@@ -205,15 +205,20 @@ def run_plan(plan, progress=None, checkpoint=None):
                     "recomputing it",
                     file=sys.stderr,
                 )
-            results, summary = _tables(plan, *run_cell(plan, cell, progress, memo))
+            results, summary = _tables(plan, *run_cell(plan, cell, progress, estimators))
             io.write_checked(check, {done[1]: results, done[0]: summary})  # check file last
             saved = io.read_checked(check, done)  # read back: a resumed run gives the same bytes
         elif progress is not None:
-            progress(len(plan.estimators) * plan.samples)
+            progress(sum(len(plan.variants(e)) for e in estimators) * plan.samples)
         parts.append(saved)
     summary = pd.concat([s for s, _ in parts], ignore_index=True)
     results = pd.concat([r for _, r in parts], ignore_index=True)
     return results, summary
+
+
+def runs(plan):
+    """Estimator runs (estimator, baseline variant, cell) of a plan."""
+    return sum(len(plan.variants(e)) for i in range(len(plan.cells)) for e in plan.estimators_in(i))
 
 
 ENGINE_KEYS = ("family", "objective", "estimator", "baseline", "set", "param", "batch")
@@ -317,7 +322,7 @@ class Compare(Study):
 
     def total(self, spec):
         plan = spec.plan
-        return len(plan.cells) * sum(len(plan.variants(e)) for e in plan.estimators) * plan.samples
+        return runs(plan) * plan.samples
 
     def run(self, spec, progress=None, checkpoint=None):
         results, summary = run_plan(spec.plan, progress=progress, checkpoint=checkpoint)

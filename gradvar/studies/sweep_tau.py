@@ -12,6 +12,13 @@ noise floor ``bias_sq_noise_floor = total_var / n`` and the debiased estimate
 ``bias_sq_debiased = bias_sq_norm - total_var / n`` (unbiased, may be negative), with the
 raw estimate's jackknife interval shifted by the floor.  The plot shows the debiased
 estimate and the floor: below the floor the bias is not resolved by n samples.
+
+The best tau of each swept estimator is the grid point of least MSE and, beside it, the
+vertex of a parabola fitted to log MSE against log tau around that point, with a 95%
+jackknife interval over the engine's 32 groups of estimates (:func:`fitted_best_tau`; the
+replicates are ``summary.csv``'s ``mse_jackknife`` column).  The interval is for the vertex
+of the parabola through the true MSE at those grid points: a finer grid brings that vertex
+closer to the true minimiser.
 """
 
 import math
@@ -215,15 +222,20 @@ def add_bias_floor(summary):
     out["bias_sq_debiased"] = out["bias_sq_norm"] - floor
     out["bias_sq_debiased_ci_low"] = out["bias_sq_norm_ci_low"] - floor
     out["bias_sq_debiased_ci_high"] = out["bias_sq_norm_ci_high"] - floor
+    out[api.JACKKNIFE] = out.pop(api.JACKKNIFE)  # stays the last column
     return out
 
 
 def best_tau(summary):
-    """One row per estimator: the MSE-minimising tau of the grid (references as they are).
-
-    ``at_grid_edge`` is True when the minimum sits on the first or last grid point, so
-    the true optimum may lie outside the grid.
+    """One row per estimator: the MSE-minimising tau of the grid (references as they are),
+    and the fitted best tau with its 95% interval (:func:`fitted_best_tau`) from the
+    delete-one-group MSE replicates of the ``mse_jackknife`` column (NaN without it: a
+    folder written before it existed).  ``at_grid_edge`` is True when the minimum sits on
+    the first or last grid point, so the true optimum may lie outside the grid.
     """
+    summary = summary.assign(
+        _replicates=_parse_replicates(summary.get(api.JACKKNIFE, [""] * len(summary)))
+    )
     rows = []
     for _, group in summary.groupby(["estimator", "baseline"], sort=False, dropna=False):
         group = group.sort_values("tau")
@@ -242,7 +254,9 @@ def best_tau(summary):
             )
             if swept:
                 row["best_tau"], row["best_tau_low"], row["best_tau_high"] = fitted_best_tau(
-                    finite, i
+                    finite["tau"].to_numpy(dtype=float),
+                    finite["mse"].to_numpy(dtype=float),
+                    np.stack(list(finite["_replicates"])),
                 )
         rows.append(row)
     best = pd.DataFrame(rows).reset_index(drop=True)
@@ -252,38 +266,55 @@ def best_tau(summary):
     return best[BEST_COLUMNS]
 
 
-def fitted_best_tau(group, i):
-    """(tau*, low, high): the vertex of a parabola fitted to log MSE against log tau on the
-    grid points within FIT_POINTS of the grid minimum ``i`` (rows of ``group`` sorted by tau),
-    weighted by the jackknife standard errors of the MSE (from ``mse_ci_high``, the
-    interval over the engine's groups), with a 95% interval by the delta method.
+def _parse_replicates(replicates):
+    """Per row an array of its replicates (all rows the same length G; NaN if unknown)."""
+    arrays = [
+        np.array([float(v) for v in text.split(",")]) if isinstance(text, str) and text else None
+        for text in replicates
+    ]
+    g = max((len(a) for a in arrays if a is not None), default=1)
+    return [a if a is not None and len(a) == g else np.full(g, np.nan) for a in arrays]
+
+
+def _vertex(x, y):
+    """The log tau of the minimum of the least-squares parabola y ~ a + b x + c x^2 (NaN if
+    it has no minimum: c <= 0, or a curvature at the level of rounding)."""
+    design = np.stack([np.ones_like(x), x, x * x], 1)
+    (_, b, c), *_ = np.linalg.lstsq(design, y, rcond=None)
+    rounding = 1e-12 * (np.abs(y).max() + 1.0) / np.ptp(x) ** 2
+    return -b / (2 * c) if c > rounding else math.nan
+
+
+def fitted_best_tau(tau, mse, replicates):
+    """(tau*, low, high): the vertex of a parabola fitted to log MSE against log tau.
+
+    ``tau`` (sorted) and ``mse`` are a swept estimator's grid, ``replicates`` (T, G) the
+    MSE at each tau without group k of the engine's G groups of estimates.  The fit is
+    ordinary least squares on the grid points within FIT_POINTS of the grid minimum (no
+    data-dependent weights, so the vertex is one smooth function of those MSEs and the
+    jackknife sees all of its noise).  Every cell runs on the same noise, so deleting group
+    k deletes the same estimates at every tau: the fit repeated on each delete-one set gives
+    G replicate vertices v_k, and the 95% interval is v ± t_{G-1} se_jack(v_k) in log tau
+    (:func:`gradvar.stats.jackknife_se`), mapped back by exp.
 
     NaN (all three) when fewer than three points are around the minimum, or the fit has no
-    minimum; the interval is NaN when the vertex falls outside the fitted points.
+    minimum; the interval is NaN when the vertex falls outside the fitted points, when a
+    replicate fit has no minimum, or without replicates.
     """
     nan = (np.nan, np.nan, np.nan)
-    lo, hi = max(0, i - FIT_POINTS), min(len(group), i + FIT_POINTS + 1)
-    part = group.iloc[lo:hi]
-    mse = part["mse"].to_numpy(dtype=float)
-    if len(part) < 3 or not np.all(mse > 0):
+    i = int(np.argmin(mse))
+    lo, hi = max(0, i - FIT_POINTS), min(len(tau), i + FIT_POINTS + 1)
+    x, y, reps = np.log(tau[lo:hi]), mse[lo:hi], replicates[lo:hi]
+    if len(x) < 3 or not np.all(y > 0):
         return nan
-    x = np.log(part["tau"].to_numpy(dtype=float))
-    half = part["mse_ci_high"].to_numpy(dtype=float) - mse
-    se = half / (stats.Z * mse)  # of log MSE (delta method)
-    if not np.all(np.isfinite(se) & (se > 0)):
+    vertex = _vertex(x, np.log(y))
+    if math.isnan(vertex):
         return nan
-    design = np.stack([np.ones_like(x), x, x * x], 1) / se[:, None]
-    coef, *_ = np.linalg.lstsq(design, np.log(mse) / se, rcond=None)
-    _, b, c = coef
-    if not c > 0:
-        return nan
-    vertex = -b / (2 * c)
-    # scaled by the reduced chi-square when above 1: a parabola that misfits widens the interval
-    resid = design @ coef - np.log(mse) / se
-    scale = max(1.0, float(resid @ resid) / (len(x) - 3)) if len(x) > 3 else 1.0
-    cov = scale * np.linalg.pinv(design.T @ design)
-    grad = np.array([0.0, -1 / (2 * c), b / (2 * c * c)])
-    width = stats.Z * math.sqrt(max(grad @ cov @ grad, 0.0))
-    if not x[0] <= vertex <= x[-1]:
+    known = reps.shape[1] >= 3 and bool(np.all(np.isfinite(reps) & (reps > 0)))
+    if not known or not x[0] <= vertex <= x[-1]:
         return math.exp(vertex), np.nan, np.nan
-    return math.exp(vertex), math.exp(vertex - width), math.exp(vertex + width)
+    v = np.array([_vertex(x, np.log(row)) for row in reps.T])
+    if not np.all(np.isfinite(v)):
+        return math.exp(vertex), np.nan, np.nan
+    half = stats.t_quantile(len(v)) * float(stats.jackknife_se(v))
+    return math.exp(vertex), math.exp(vertex - half), math.exp(vertex + half)

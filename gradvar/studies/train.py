@@ -9,16 +9,30 @@ of them give the variance of one estimate at that point (``grad_var``).  Two pro
   m = 2 with learning rate 1; ``train_positions`` also trains x (as the original write-up).
 - ``bernoulli-toy``: minimise E[(b - t)^2], t = 0.499, b ~ Bernoulli(sigmoid(logit)) from
   logit 0 with Adam (lr 0.01): the true gradient (1 - 2t) p (1 - p) is tiny.
+
+``rebar`` uses ``tau`` and ``eta`` fixed; the train-only ``relax`` (gradvar.model.relax)
+starts from them and trains its control variate (eta, log tau and a small network) on the
+same sample that drives each step, with the problem's optimizer and learning rate (as the
+RELAX authors' toy); ``cv_tau`` and ``cv_eta`` record the values each step used.
+
+With a checkpoint folder (``gradvar train`` runs into DIR.partial/), each finished trajectory
+(estimator x seed) is saved there and read back, so Ctrl-C keeps them and ``--resume``
+continues with the next one (a trajectory is the unit: the optimizers' state is not saved
+mid-way); the resumed table equals the uninterrupted one byte for byte.
 """
 
 import math
+import sys
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gradvar import engine, truth
+from gradvar.kernels import rng
 from gradvar.model import registry
+from gradvar.model import relax as relax_model
 from gradvar.studies.base import Study, check_unknown_keywords, from_keywords
 
 REPLICATES = 100  # estimates per step used for grad_var
@@ -35,6 +49,9 @@ COLUMNS = [
     "objective",
     "grad",
     "grad_var",
+    "eta",
+    "cv_tau",
+    "cv_eta",
 ]
 
 
@@ -110,6 +127,7 @@ PROBLEMS = {
             lr=1.0,
             optimizer="sgd",
             tau=1.0,
+            eta=1.0,
             baseline="mean",
             seed="0",
         ),
@@ -127,6 +145,7 @@ PROBLEMS = {
             lr=0.01,
             optimizer="adam",
             tau=0.5,
+            eta=1.0,
             baseline="loo",
             seed="0,1,2,3,4",
         ),
@@ -175,6 +194,35 @@ def _names(params):
     return out
 
 
+class RelaxState:
+    """RELAX's trained control variate along one trajectory (see gradvar.model.relax)."""
+
+    def __init__(self, seed, tau, eta, optimizer, lr):
+        self.params = {"theta": relax_model.initial(seed, tau, eta)}
+        self.opt = OPTIMIZERS[optimizer](lr)
+        self.grads = None
+
+    @property
+    def tau_eta(self):
+        theta = self.params["theta"]
+        return float(np.exp(theta[1])), float(theta[0])
+
+    def estimates(self, cell, seed, replicates):
+        """``replicates`` estimates (replicates, 1) at the cell's logit; keeps d g^2 / d theta
+        of the first (the one that drives the step) for :meth:`step`."""
+        phi = float(cell.family_values["logit"])
+        key = rng.stream_key(seed, rng.MAIN)
+        u, v = relax_model.noise(key, replicates, cell.batch)
+        at = cell.objective.derivatives_at
+        g, dg = relax_model.estimates(phi, self.params["theta"], u, v, at, cell.objective_values)
+        est = g.mean(axis=1)
+        self.grads = {"theta": 2.0 * est[0] * dg[0].mean(axis=0)}
+        return est[:, None]
+
+    def step(self):
+        self.opt.step(self.params, self.grads, -1.0)  # descent on g^2
+
+
 def trajectory(
     problem,
     est,
@@ -188,6 +236,7 @@ def trajectory(
     train_positions=False,
     replicates=REPLICATES,
     on_step=None,
+    eta=1.0,
 ):
     """One training run; returns a list of row dicts (one per step and parameter)."""
     fam = registry.FAMILIES[problem.family]
@@ -195,6 +244,9 @@ def trajectory(
     params = problem.initial(train_positions)
     opt = OPTIMIZERS[optimizer](lr)
     batch = max(batch, est.batch_needed(baseline))
+    trained = RelaxState(seed, tau, eta, optimizer, lr) if est.train_only else None
+    options = {o.name: o.default for o in registry.OPTIONS.values()}
+    options.update(tau=tau, eta=eta)
     rows = []
     for step in range(steps + 1):
         cell = engine.Cell(
@@ -202,22 +254,25 @@ def trajectory(
             problem.family_values(params),
             obj,
             problem.objective_values,
-            options={**{o.name: o.default for o in registry.OPTIONS.values()}, "tau": tau},
+            options=options,
             batch=batch,
         )
         states, probs = fam.outcomes(cell.family_values)
         objective = float(probs @ truth.objective_values_on(cell, states))
         grads = var = None
+        cv_tau, cv_eta = trained.tau_eta if trained else (tau, eta)
         if step < steps:
-            exact = truth.exact_gradient(cell)
-            raw = engine.estimates(
-                cell,
-                est,
-                1 if est.deterministic else replicates,
-                step_seed(seed, step),
-                baseline=baseline,
-                exact_grad=exact,
-            )
+            if trained:
+                raw = trained.estimates(cell, step_seed(seed, step), replicates)
+            else:
+                raw = engine.estimates(
+                    cell,
+                    est,
+                    1 if est.deterministic else replicates,
+                    step_seed(seed, step),
+                    baseline=baseline,
+                    exact_grad=truth.exact_gradient(cell),
+                )
             chained = problem.chain(params, raw)
             grads = {k: v[0] for k, v in chained.items()}
             var = {
@@ -225,6 +280,7 @@ def trajectory(
                 for k, v in chained.items()
             }
         names = iter(_names(params))
+        uses_cv = est.uses("eta")
         for k, v in params.items():
             for j, value in enumerate(v):
                 rows.append(
@@ -241,12 +297,17 @@ def trajectory(
                         objective=objective,
                         grad=float(grads[k][j]) if grads else math.nan,
                         grad_var=float(var[k][j]) if var else math.nan,
+                        eta=eta if uses_cv else math.nan,
+                        cv_tau=cv_tau if uses_cv else math.nan,
+                        cv_eta=cv_eta if uses_cv else math.nan,
                     )
                 )
         if on_step is not None:
             on_step(est.name, seed, step, params, objective)
         if step < steps:
             opt.step(params, grads, problem.sign)
+            if trained:
+                trained.step()
     return rows
 
 
@@ -261,6 +322,7 @@ def validate(
     tau=None,
     baseline=None,
     train_positions=False,
+    eta=None,
 ):
     """Check the options (SpecError naming the problem) and fill in the problem's defaults."""
     from gradvar import spec
@@ -280,6 +342,7 @@ def validate(
     steps = parse_count(steps if steps is not None else d["steps"], "steps")
     lr = parse_one(lr if lr is not None else d["lr"], "lr")  # a list is refused, not cut
     tau = parse_one(tau if tau is not None else d["tau"], "tau")
+    eta = parse_one(eta if eta is not None else d["eta"], "eta")
     optimizer = optimizer or d["optimizer"]
     baseline = baseline or d["baseline"]
     if any(s < 0 for s in seeds):
@@ -290,6 +353,8 @@ def validate(
         raise SpecError(f"lr must be finite and > 0, got {lr}")
     if not (math.isfinite(tau) and tau > 0):
         raise SpecError(f"tau must be finite and > 0, got {tau}")
+    if not math.isfinite(eta):
+        raise SpecError(f"eta must be finite, got {eta}")
     if optimizer not in OPTIMIZERS:
         raise SpecError(f"unknown optimizer {optimizer!r}." + spec.suggest(optimizer, OPTIMIZERS))
     if baseline not in registry.BASELINES:
@@ -311,30 +376,61 @@ def validate(
         optimizer=optimizer,
         batch=int(batch),
         tau=tau,
+        eta=eta,
         baseline=baseline,
         train_positions=train_positions,
     )
 
 
-def run_trajectories(v, on_step=None):
-    """Every (estimator, seed) trajectory of validated options ``v`` (see :func:`validate`)."""
-    rows = []
-    for est in v["ests"]:
-        for s in v["seeds"]:
-            rows += trajectory(
-                v["prob"],
-                est,
-                s,
-                v["steps"],
-                v["lr"],
-                v["optimizer"],
-                v["batch"],
-                v["tau"],
-                v["baseline"],
-                v["train_positions"],
-                on_step=on_step,
-            )
+def _run_one(v, est, seed, on_step):
+    rows = trajectory(
+        v["prob"],
+        est,
+        seed,
+        v["steps"],
+        v["lr"],
+        v["optimizer"],
+        v["batch"],
+        v["tau"],
+        v["baseline"],
+        v["train_positions"],
+        on_step=on_step,
+        eta=v["eta"],
+    )
     return pd.DataFrame(rows, columns=COLUMNS)
+
+
+def run_trajectories(v, on_step=None, checkpoint=None):
+    """Every (estimator, seed) trajectory of validated options ``v`` (see :func:`validate`).
+
+    With ``checkpoint`` (a folder), each finished trajectory is saved there (CSV and check
+    file) and read back; trajectories already saved are read instead of run again.
+    """
+    runs = [(est, s) for est in v["ests"] for s in v["seeds"]]
+    if checkpoint is None:
+        return pd.concat([_run_one(v, e, s, on_step) for e, s in runs], ignore_index=True)
+    from gradvar import io
+
+    checkpoint = Path(checkpoint)
+    checkpoint.mkdir(parents=True, exist_ok=True)
+    parts = []
+    for i, (est, seed) in enumerate(runs):
+        done, check = (
+            checkpoint / f"run{i:05d}.results.csv",
+            checkpoint / f"run{i:05d}{io.CHECK_SUFFIX}",
+        )
+        saved = io.read_checked(check, [done]) if check.exists() else None
+        if saved is None:
+            if check.exists() or done.exists():
+                print(
+                    f"note: {check.parent / check.stem} failed its check (rows and hash); "
+                    "recomputing it",
+                    file=sys.stderr,
+                )
+            io.write_checked(check, {done: _run_one(v, est, seed, on_step)})  # check file last
+            saved = io.read_checked(check, [done])  # read back: a resumed run gives the same bytes
+        parts.append(saved[0])
+    return pd.concat(parts, ignore_index=True)
 
 
 @dataclass
@@ -348,7 +444,8 @@ class Train(Study):
     """``gradvar train``.  ``run``'s ``progress`` is not used; set ``spec.on_step``."""
 
     name = "train"
-    KEYS = ("problem", "estimator", "seed", "steps", "lr", "optimizer", "batch", "tau")
+    KEYS = ("problem", "estimator", "seed", "steps", "lr", "optimizer", "batch", "tau", "eta")
+    resumable = True  # one checkpoint per finished trajectory
 
     def allowed_keys(self):
         return {*self.KEYS, "baseline", "train-positions", "no-plot"}
@@ -374,13 +471,15 @@ class Train(Study):
             "optimizer": v["optimizer"],
             "batch": v["batch"],
             "tau": v["tau"],
+            "eta": v["eta"],
             "baseline": v["baseline"],
             "train-positions": v["train_positions"],
             "no-plot": spec.no_plot,
         }
 
     def run(self, spec, progress=None, checkpoint=None):
-        return {"results": run_trajectories(spec.options, on_step=spec.on_step)}
+        results = run_trajectories(spec.options, on_step=spec.on_step, checkpoint=checkpoint)
+        return {"results": results}
 
 
 STUDY = Train()
@@ -398,6 +497,7 @@ def train(
     baseline=None,
     train_positions=False,
     on_step=None,
+    eta=None,
     **unknown,
 ):
     """Run every (estimator, seed) trajectory; the ``train`` results table as a DataFrame.
@@ -416,6 +516,7 @@ def train(
             optimizer=optimizer,
             batch=batch,
             tau=tau,
+            eta=eta,
             baseline=baseline,
             train_positions=train_positions,
         ),
