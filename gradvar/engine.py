@@ -43,6 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
+from gradvar import interrupt
 from gradvar.kernels import codegen, moments, rng
 
 CHUNK_MAX = 16384  # estimates per chunk (the unit of moments)
@@ -53,6 +54,7 @@ BLOCK_CHUNKS = 1024  # chunks per block: the progress granularity (17M estimates
 BLOCK_RECORDS = 2**16  # and at most this many chunk records times P per block (memory)
 TASK_CHUNKS = 4  # chunks a worker thread takes from the queue at a time
 PILOT_SIZE = 100_000  # samples in the independent pilot batch of the mean/optimal baselines
+WAIT = 0.1  # seconds between checks for a swallowed Ctrl-C while the kernel threads run
 
 
 @dataclass(frozen=True)
@@ -132,8 +134,9 @@ def run_parallel(kernel, lo, hi, scratch, args_before, args_after):
     thread runs a chunk never changes what the chunk computes.
 
     The kernels run in daemon threads while the main thread waits, so Ctrl-C is seen at
-    once: the stop flag ends the queue, and the process can exit without joining a kernel
-    still in flight (one call is at most TASK_CHUNKS chunks of CHUNK_SAMPLES samples).
+    once (:mod:`gradvar.interrupt`): the stop flag ends the queue, and the process can exit
+    without joining a kernel still in flight (one call is at most TASK_CHUNKS chunks of
+    CHUNK_SAMPLES samples).
     """
     lock = threading.Lock()
     state = {"next": lo, "stop": False, "error": None}
@@ -154,10 +157,13 @@ def run_parallel(kernel, lo, hi, scratch, args_before, args_after):
         threading.Thread(target=worker, args=(own,), name="gradvar", daemon=True) for own in scratch
     ]
     try:
+        interrupt.check()
         for t in workers:
             t.start()
         for t in workers:
-            t.join()
+            while t.is_alive():  # not join(): a swallowed Ctrl-C is seen within WAIT s
+                t.join(WAIT)
+                interrupt.check()
     finally:
         state["stop"] = True
     if state["error"] is not None:

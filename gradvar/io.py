@@ -378,6 +378,33 @@ def read_checked(check, paths):
     return tuple(frames)
 
 
+STATE_SUFFIX = ".state.json"  # a checkpointed accumulation: its SHA-256, then the state
+
+
+def write_state(path, state):
+    """Save a JSON-able dict atomically: the SHA-256 of its JSON text on the first line,
+    then the text (floats by repr and ints of any size, so it is read back exactly)."""
+    import hashlib
+
+    text = json.dumps(state, sort_keys=True)
+    digest = hashlib.sha256(text.encode()).hexdigest()
+    replace_file(path, lambda tmp: Path(tmp).write_text(f"{digest}\n{text}", encoding="utf-8"))
+
+
+def read_state(path):
+    """The state :func:`write_state` saved in ``path``, or None if it fails its hash."""
+    import hashlib
+
+    try:
+        digest, _, text = Path(path).read_text(encoding="utf-8").partition("\n")
+        if hashlib.sha256(text.encode()).hexdigest() != digest:
+            return None
+        state = json.loads(text)
+    except (OSError, ValueError, UnicodeDecodeError):
+        return None
+    return state if isinstance(state, dict) else None
+
+
 def replace_file(path, write):
     """Write a file atomically: ``write(tmp_path)`` then rename over ``path``."""
     path = Path(path)

@@ -52,11 +52,11 @@ def interrupt_after(monkeypatch, cells):
 
     real, calls = api.run_cell, []
 
-    def run_cell(plan, cell, progress=None, memo=None):
+    def run_cell(plan, cell, progress=None, *args, **kwargs):
         calls.append(cell)
         if len(calls) > cells:
             raise KeyboardInterrupt
-        return real(plan, cell, progress, memo)
+        return real(plan, cell, progress, *args, **kwargs)
 
     monkeypatch.setattr(api, "run_cell", run_cell)
     return calls

@@ -116,11 +116,11 @@ def test_run_on_a_toml_file_prints_plots_and_resumes(cli, tmp_path, monkeypatch)
 
     real, calls = api.run_cell, []
 
-    def interrupted(plan, cell, progress=None, estimators=None):
+    def interrupted(plan, cell, progress=None, *args, **kwargs):
         calls.append(cell)
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(plan, cell, progress, estimators)
+        return real(plan, cell, progress, *args, **kwargs)
 
     monkeypatch.setattr(api, "run_cell", interrupted)
     assert cli("run", exp, "--out", "again", "-q").exit_code == 130
@@ -158,11 +158,11 @@ def test_sweep_tau_runs_the_references_once_and_resumes_to_the_same_best_tau(
 
     real, calls = api.run_cell, []
 
-    def interrupted(plan, cell, progress=None, estimators=None):
+    def interrupted(plan, cell, progress=None, *args, **kwargs):
         calls.append(cell)
         if len(calls) == 2 and not resumed:
             raise KeyboardInterrupt
-        return real(plan, cell, progress, estimators)
+        return real(plan, cell, progress, *args, **kwargs)
 
     resumed = False
     monkeypatch.setattr(api, "run_cell", interrupted)

@@ -142,11 +142,11 @@ def test_ctrl_c_keeps_finished_cells_and_resume_continues(cli, tmp_path, monkeyp
     real = api.run_cell
     calls = []
 
-    def interrupted(plan, cell, progress=None, memo=None):
+    def interrupted(plan, cell, progress=None, *args, **kwargs):
         calls.append(cell.family_values["mu"])
         if len(calls) == 3:
             raise KeyboardInterrupt
-        return real(plan, cell, progress, memo)
+        return real(plan, cell, progress, *args, **kwargs)
 
     monkeypatch.setattr(api, "run_cell", interrupted)
     result = cli("run", exp, "-q")
@@ -174,7 +174,7 @@ def test_resume_refuses_a_partial_of_another_experiment(cli, tmp_path, monkeypat
 
     exp = write(tmp_path / "sweep.toml", SMALL)
 
-    def stop(plan, cell, progress=None, memo=None):
+    def stop(plan, cell, progress=None, *args, **kwargs):
         raise KeyboardInterrupt
 
     monkeypatch.setattr(api, "run_cell", stop)

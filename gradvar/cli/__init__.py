@@ -9,7 +9,7 @@ import gc
 
 import click
 
-from gradvar import __version__
+from gradvar import __version__, interrupt
 from gradvar.cli import cache, compare, gumbel_max, pick_one, plot, run, sweep_tau, train
 from gradvar.cli import list as listing
 
@@ -49,9 +49,16 @@ def entry(prog_name="gradvar"):
     ``gc.freeze()`` before the interpreter shuts down spares the final garbage collection
     over everything pandas, numba and matplotlib loaded (about 0.15 s per run); the process
     is ending, so there is nothing to reclaim.  Tests call ``main`` and are unaffected.
+    SIGINT is handled by :mod:`gradvar.interrupt` (never lost, handled once); after a
+    Ctrl-C the process leaves at once with status 130, wherever the signal arrived.
     """
+    interrupt.install()
     try:
         main(prog_name=prog_name)
+    except SystemExit as stop:
+        if interrupt.requested():  # the work is saved and said: leave now (exit 1 is "Aborted!")
+            interrupt.leave(130 if stop.code in (1, 130) else stop.code)
+        raise
     finally:
         gc.freeze()
 

@@ -275,6 +275,19 @@ def resume_option(func):
     )(func)
 
 
+def scheduler_option(func):
+    """--scheduler ADDRESS (or DASK_SCHEDULER_ADDRESS): run the cells on a Dask cluster."""
+    return click.option(
+        "--scheduler",
+        envvar="DASK_SCHEDULER_ADDRESS",
+        metavar="ADDRESS",
+        help="Run the cells on a Dask cluster: tcp://HOST:PORT of a running scheduler, or "
+        "local[:N] for N worker processes here (needs pip install 'gradvar[dask]'); the "
+        "same results.csv as a local run. [default: $DASK_SCHEDULER_ADDRESS, else local "
+        "threads]",
+    )(func)
+
+
 # --- errors --------------------------------------------------------------------------------
 @contextmanager
 def usage_errors():
@@ -394,7 +407,15 @@ def jump_notes(spec):
 
 
 def run_study(
-    command, experiment, out=None, force=False, quiet=False, resume=False, table=None, on_step=None
+    command,
+    experiment,
+    out=None,
+    force=False,
+    quiet=False,
+    resume=False,
+    table=None,
+    on_step=None,
+    scheduler=None,
 ):
     """Run a command's study into its results folder; print ``table(tables)`` and the files.
 
@@ -404,9 +425,13 @@ def run_study(
     """
     from gradvar.studies import base, study
 
-    with usage_errors():
-        st = study(command)
-        prepared = base.prepare(st, experiment, out, force, resume, command_line())
+    try:
+        with usage_errors():
+            st = study(command)
+            prepared = base.prepare(st, experiment, out, force, resume, command_line(), scheduler)
+    except KeyboardInterrupt:
+        click.echo(f"\nInterrupted: {command} had not started; nothing written.", err=True)
+        raise click.exceptions.Exit(130) from None
     if on_step is not None:
         prepared.spec.on_step = on_step
     for line in [*st.notes(prepared.spec), *jump_notes(prepared.spec)]:
@@ -421,7 +446,7 @@ def run_study(
             files, tables = base.run_into_folder(prepared, progress=tick)
     except base.Interrupted as stop:
         click.echo(
-            f"\nInterrupted: {stop.cells} finished cell(s) kept in {stop.partial}{os.sep}; "
+            f"\nInterrupted: {stop.kept} kept in {stop.partial}{os.sep}; "
             "run the same command with --resume to continue.",
             err=True,
         )

@@ -22,7 +22,8 @@ Examples:
 @common.run_options(samples="1e6")
 @common.output_options
 @common.resume_option
-def compare_command(sets, params, out, force, quiet, resume, **options):
+@common.scheduler_option
+def compare_command(sets, params, out, force, quiet, resume, scheduler, **options):
     """Compare gradient estimators by Monte Carlo against the exact gradient and variance.
 
     In each cell (one parameter point) every estimator runs SAMPLES independent estimates
@@ -35,10 +36,10 @@ def compare_command(sets, params, out, force, quiet, resume, **options):
     variance plots.
     """
     experiment = common.experiment_of("compare", options, sets=sets, params=params)
-    execute(experiment, out=out, force=force, quiet=quiet, resume=resume)
+    execute(experiment, out=out, force=force, quiet=quiet, resume=resume, scheduler=scheduler)
 
 
-def execute(experiment, out=None, force=False, quiet=False, resume=False):
+def execute(experiment, out=None, force=False, quiet=False, resume=False, scheduler=None):
     """Run a compare experiment into its results folder (also from ``gradvar run``)."""
     return common.run_study(
         "compare",
@@ -47,5 +48,6 @@ def execute(experiment, out=None, force=False, quiet=False, resume=False):
         force=force,
         quiet=quiet,
         resume=resume,
+        scheduler=scheduler,
         table=lambda t: tables.results_table(t["results"]),
     )

@@ -37,7 +37,8 @@ Examples:
 )
 @common.run_options(samples="1e6", threads=False)
 @common.output_options
-def gumbel_max_command(logits, tau, singles, samples, seed, out, force, quiet, no_plot):
+@common.resume_option
+def gumbel_max_command(logits, tau, singles, samples, seed, out, force, quiet, no_plot, resume):
     """Show that argmax(logits + G), G iid Gumbel(0, 1), samples softmax(logits).
 
     Draws SAMPLES Gumbel vectors (inverse cdf of uniforms strictly inside (0, 1)), counts
@@ -48,13 +49,15 @@ def gumbel_max_command(logits, tau, singles, samples, seed, out, force, quiet, n
 
     Writes DIR/results.csv (class, logit, prob, count, freq), summary.csv (chi-square
     statistic and p-value), relaxed.csv (tau, kind = mean | sample, class, value),
-    meta.json, gumbel_max_frequencies.png and relaxed_samples.png.
+    meta.json, gumbel_max_frequencies.png and relaxed_samples.png. Ctrl-C keeps the draws
+    made so far (saved about every second) in DIR.partial/; --resume continues them to the
+    same result.
     """
     experiment = common.experiment_of(
         "gumbel-max",
         dict(logits=logits, tau=tau, singles=singles, samples=samples, seed=seed, no_plot=no_plot),
     )
-    execute(experiment, out=out, force=force, quiet=quiet)
+    execute(experiment, out=out, force=force, quiet=quiet, resume=resume)
 
 
 def execute(experiment, out=None, force=False, quiet=False, resume=False):

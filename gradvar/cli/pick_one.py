@@ -18,7 +18,8 @@ Examples:
 @click.argument("lists", nargs=-1, metavar="LIST...")
 @common.run_options(samples="1e5", threads=False)
 @common.output_options
-def pick_one_command(lists, samples, seed, out, force, quiet, no_plot):
+@common.resume_option
+def pick_one_command(lists, samples, seed, out, force, quiet, no_plot, resume):
     """Estimate the mean of each LIST by picking one element at random.
 
     The estimate is unbiased and its variance is the population variance of the list:
@@ -26,10 +27,13 @@ def pick_one_command(lists, samples, seed, out, force, quiet, no_plot):
     per list the mean, the exact single-pick variance and a Monte Carlo check of both
     (SAMPLES picks). A LIST is comma-separated (or START:STOP:COUNT); write `--` before
     a list that starts with a minus sign. Default lists: 4,5,6 and 0,5,10.
+
+    Ctrl-C keeps the picks made so far (saved about every second) in DIR.partial/;
+    --resume continues them to the same result.
     """
     experiment = {"command": "pick-one", "lists": list(lists) or None, "samples": samples}
     experiment.update(seed=seed, **({"no-plot": True} if no_plot else {}))
-    execute(experiment, out=out, force=force, quiet=quiet)
+    execute(experiment, out=out, force=force, quiet=quiet, resume=resume)
 
 
 def execute(experiment, out=None, force=False, quiet=False, resume=False):

@@ -43,7 +43,8 @@ Examples:
     "(compare and sweep-tau save finished cells as they go).",
 )
 @common.trust_plugins_option
-def run_command(files, run_all, out, force, quiet, resume, trust_plugins):
+@common.scheduler_option
+def run_command(files, run_all, out, force, quiet, resume, trust_plugins, scheduler):
     """Run declarative experiments: each FILE writes results/<file stem>/.
 
     A FILE is a TOML experiment (a `command` key and the command's options by name) or a
@@ -53,7 +54,7 @@ def run_command(files, run_all, out, force, quiet, resume, trust_plugins):
     checked (keys and values) before any runs.  An existing results folder is replaced,
     but only once the new one is complete.
     """
-    from gradvar.studies import STUDIES, experiments
+    from gradvar.studies import STUDIES, experiments, study
 
     files = list(files)
     if run_all:
@@ -63,6 +64,10 @@ def run_command(files, run_all, out, force, quiet, resume, trust_plugins):
     if not files:
         raise click.UsageError("give FILE... or --all")
     with common.usage_errors():
+        if scheduler:
+            from gradvar import executor
+
+            scheduler = executor.parse(scheduler)
         # every file is checked before anything runs
         loaded = experiments.load_all(files, out, force, trust_plugins)
     timings = []
@@ -70,8 +75,15 @@ def run_command(files, run_all, out, force, quiet, resume, trust_plugins):
         common.note(f"== {exp.path} -> {exp.target}/", quiet)
         t0 = time.perf_counter()
         module = importlib.import_module(f"gradvar.cli.{STUDIES[exp.data['command']]}")
+        on = {}
+        if scheduler and study(exp.data["command"]).distributed:
+            on["scheduler"] = scheduler
+        elif scheduler:
+            common.note(f"note: --scheduler: {exp.data['command']} runs here", quiet)
         try:
-            module.execute(dict(exp.data), out=exp.target, force=True, quiet=quiet, resume=resume)
+            module.execute(
+                dict(exp.data), out=exp.target, force=True, quiet=quiet, resume=resume, **on
+            )
         except click.UsageError as err:
             raise click.UsageError(f"{exp.path}: {err.message}") from None
         if exp.group is not None and exp.target.name == exp.group.names[-1]:

@@ -78,7 +78,8 @@ Examples:
 @common.run_options(samples="1e6")
 @common.output_options
 @common.resume_option
-def sweep_tau_command(sets, params, out, force, quiet, resume, **options):
+@common.scheduler_option
+def sweep_tau_command(sets, params, out, force, quiet, resume, scheduler, **options):
     """Bias^2, variance and MSE of the relaxed estimators across a temperature grid.
 
     Each estimator that uses tau runs SAMPLES estimates at every temperature; the
@@ -89,10 +90,10 @@ def sweep_tau_command(sets, params, out, force, quiet, resume, **options):
     bias_variance_mse_vs_tau.png/.svg.
     """
     experiment = common.experiment_of("sweep-tau", options, sets=sets, params=params)
-    execute(experiment, out=out, force=force, quiet=quiet, resume=resume)
+    execute(experiment, out=out, force=force, quiet=quiet, resume=resume, scheduler=scheduler)
 
 
-def execute(experiment, out=None, force=False, quiet=False, resume=False):
+def execute(experiment, out=None, force=False, quiet=False, resume=False, scheduler=None):
     """Run a sweep-tau experiment into its results folder (also from ``gradvar run``)."""
     return common.run_study(
         "sweep-tau",
@@ -101,6 +102,7 @@ def execute(experiment, out=None, force=False, quiet=False, resume=False):
         force=force,
         quiet=quiet,
         resume=resume,
+        scheduler=scheduler,
         table=lambda t: table(t["best_tau"], t["summary"]),
     )
 

@@ -12,13 +12,15 @@ spec, runs it into tables (DataFrames), and writes them through :func:`run_into_
    before anything runs or is written;
 2. :func:`run_into_folder` runs the study into ``DIR.partial/`` and renames it to ``DIR``
    once the CSVs, figures and ``meta.json`` are complete.  A resumable study checkpoints
-   finished cells there; Ctrl-C keeps them and raises :class:`Interrupted`.
+   finished units of work there (cells, lists, draws); Ctrl-C keeps them and raises
+   :class:`Interrupted`.
 
 Keys of a multi-word option are spelled as on the command line (``no-plot``,
 ``train-positions``); the Python API spells them with underscores.
 """
 
 import shutil
+import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -40,8 +42,9 @@ class Study:
 
     name = ""
     tables = ("results",)
-    resumable = False  # checkpoints finished cells, supports --resume
+    resumable = False  # checkpoints finished work in run(checkpoint=...), supports --resume
     uses_threads = False
+    distributed = False  # runs its cells on a Dask cluster with --scheduler (gradvar.executor)
 
     def allowed_keys(self):
         raise NotImplementedError
@@ -59,8 +62,16 @@ class Study:
         return 0
 
     def run(self, spec, progress=None, checkpoint=None):
-        """The study's tables: {name: DataFrame} in file order."""
+        """The study's tables: {name: DataFrame} in file order (a distributed study also
+        takes ``cluster``, a :class:`gradvar.executor.Cluster`)."""
         raise NotImplementedError
+
+    def kept(self, spec, cells):
+        """What the checkpoint folder ``cells`` of an interrupted run keeps, for its note."""
+        from gradvar import io
+
+        done = len(list(cells.rglob(f"*{io.CHECK_SUFFIX}"))) if cells.is_dir() else 0
+        return f"{done} finished cell(s)"
 
     def meta(self, spec, tables):
         """Entries of meta.json beside the common ones."""
@@ -120,13 +131,59 @@ def check_unknown_keywords(study, arguments, function):
             )
 
 
+# --- checkpoints of long accumulations ---------------------------------------------------------
+SAVE_SECONDS = 1.0  # an accumulating study saves its state at most this often
+
+
+class Snapshot:
+    """The saved state of one long accumulation (pick-one's picks of a list, gumbel-max's
+    draws) in a checkpoint folder, as ``NAME.state.json`` (:func:`gradvar.io.write_state`).
+
+    The study saves the whole state (its sums, counts and generator state) at chunk
+    boundaries, every SAVE_SECONDS and when it finishes, so that Ctrl-C loses at most that
+    much work and a resumed run continues bit for bit.  Without a folder it does nothing.
+    """
+
+    def __init__(self, folder, name):
+        self.path = None if folder is None else Path(folder) / f"{name}{io.STATE_SUFFIX}"
+        self.last = time.monotonic()
+
+    def load(self):
+        """The saved state, or None (nothing saved, or a damaged file: said on stderr)."""
+        if self.path is None or not self.path.exists():
+            return None
+        state = io.read_state(self.path)
+        if state is None:
+            self.damaged()
+        return state
+
+    def damaged(self):
+        print(f"note: {self.path} failed its check (hash); recomputing it", file=sys.stderr)
+
+    def save(self, state, force=False):
+        """Save ``state()`` if SAVE_SECONDS passed since the last save (or ``force``)."""
+        if self.path is None or not (force or time.monotonic() - self.last >= SAVE_SECONDS):
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        io.write_state(self.path, state())
+        self.last = time.monotonic()
+
+
+def saved_states(cells):
+    """The states saved in a checkpoint folder ``cells``, by file name (damaged ones left out)."""
+    if not cells.is_dir():
+        return {}
+    found = {p.name: io.read_state(p) for p in sorted(cells.glob(f"*{io.STATE_SUFFIX}"))}
+    return {name: state for name, state in found.items() if state is not None}
+
+
 # --- running into a results folder ------------------------------------------------------------
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C during a resumable run: ``partial`` keeps ``cells`` finished cells."""
+    """Ctrl-C during a resumable run: ``partial`` keeps ``kept`` ("12 finished cell(s)")."""
 
-    def __init__(self, partial, cells):
-        super().__init__(f"{cells} finished cell(s) kept in {partial}")
-        self.partial, self.cells = Path(partial), cells
+    def __init__(self, partial, kept):
+        super().__init__(f"{kept} kept in {partial}")
+        self.partial, self.kept = Path(partial), kept
 
 
 @dataclass
@@ -141,6 +198,8 @@ class Prepared:
     resume: bool
     command_line: str
     unique: bool = False  # the target is a default name: take the next free one if taken
+    scheduler: str | None = None  # the Dask scheduler of a distributed run (gradvar.executor)
+    worker_threads: int | None = None  # --threads: engine threads per task on a worker
     started: str = field(default_factory=io.now)
     t0: float = field(default_factory=time.perf_counter)
 
@@ -158,9 +217,18 @@ def set_threads(threads):
     return int(numba.get_num_threads())
 
 
-def prepare(study, experiment, out=None, force=False, resume=False, command_line="gradvar"):
+def prepare(
+    study, experiment, out=None, force=False, resume=False, command_line="gradvar", scheduler=None
+):
     """Validate everything a run needs before it starts; raises SpecError or
-    FolderExistsError (bad input) and writes nothing."""
+    FolderExistsError (bad input) and writes nothing.  ``scheduler`` (a run-time choice like
+    threads, never part of the experiment) runs the cells on a Dask cluster."""
+    if scheduler is not None:
+        from gradvar import executor
+
+        if not study.distributed:
+            raise SpecError(f"--scheduler: {study.name} does not run its work on a cluster")
+        scheduler = executor.parse(scheduler)
     study.check_keys(experiment)
     spec = study.spec(experiment)
     target = io.output_folder(out) if out is not None else io.default_folder(study.name)
@@ -173,7 +241,10 @@ def prepare(study, experiment, out=None, force=False, resume=False, command_line
     if resume and study.resumable:
         check_resume(target, resolved)
     unique = out is None
-    return Prepared(study, spec, resolved, target, force, resume, command_line, unique)
+    threads = experiment.get("threads")
+    return Prepared(
+        study, spec, resolved, target, force, resume, command_line, unique, scheduler, threads
+    )
 
 
 def _resume_key(experiment):
@@ -210,23 +281,29 @@ def run_into_folder(prepared, progress=None):
     The CSVs are written first, the figures are drawn from them, ``meta.json`` comes last;
     the folder appears under its name only when all of it is complete.
     """
+    from gradvar import executor
+
     study, spec = prepared.study, prepared.spec
     keep = study.resumable
     try:
-        with io.atomic_folder(
-            prepared.target,
-            force=prepared.force,
-            resume=prepared.resume,
-            keep_on_interrupt=keep,
-            unique=prepared.unique,
-        ) as tmp:
+        with (
+            executor.session(prepared.scheduler, prepared.worker_threads) as cluster,
+            io.atomic_folder(
+                prepared.target,
+                force=prepared.force,
+                resume=prepared.resume,
+                keep_on_interrupt=keep,
+                unique=prepared.unique,
+            ) as tmp,
+        ):
             prepared.target = tmp.with_name(tmp.name[: -len(io.PARTIAL_SUFFIX)])
             checkpoint = None
             if keep:
                 io.write_json(_resume_key(prepared.resolved), tmp / EXPERIMENT)
                 checkpoint = tmp / CELLS
             t1 = time.perf_counter()
-            tables = study.run(spec, progress=progress, checkpoint=checkpoint)
+            on = {} if cluster is None else {"cluster": cluster}
+            tables = study.run(spec, progress=progress, checkpoint=checkpoint, **on)
             t2 = time.perf_counter()
             files = []
             for name, table in tables.items():
@@ -247,6 +324,7 @@ def run_into_folder(prepared, progress=None):
                 **io.versions(),
                 "command_line": prepared.command_line,
                 **({"threads": prepared.resolved["threads"]} if study.uses_threads else {}),
+                **({} if cluster is None else {"scheduler": cluster.meta()}),
                 "started": prepared.started,
                 **study.meta(spec, tables),
                 "finished": io.now(),
@@ -259,8 +337,7 @@ def run_into_folder(prepared, progress=None):
         if not keep:
             raise
         partial = io.partial_path(prepared.target)
-        done = len(list((partial / CELLS).rglob(f"*{io.CHECK_SUFFIX}"))) if partial.exists() else 0
-        raise Interrupted(partial, done) from None
+        raise Interrupted(partial, study.kept(spec, partial / CELLS)) from None
     return files, tables
 
 

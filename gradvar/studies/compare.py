@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from gradvar import defaults, engine, spec, stats, truth
+from gradvar import defaults, engine, executor, spec, stats, truth
 from gradvar.model import OPTIONS, registry
 from gradvar.studies.base import Study, check_unknown_keywords, from_keywords, set_threads
 
@@ -80,37 +80,62 @@ def format_value(value):
     return float(value)
 
 
-def run_cell(plan, cell, progress=None, estimators=None):
-    """The ``estimators`` (default: all of ``plan``'s) and their baseline variants in one
-    cell: (result rows, summary rows) as dict lists.  A run gives each cell
-    ``plan.estimators_in(i)``: an estimator runs once per distinct value of the options it
-    reads, its other option columns empty.
-    """
-    rows, summary = [], []
-    estimators = plan.estimators if estimators is None else estimators
-    exact_grad = truth.exact_gradient(cell)
-    # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
-    relaxed = truth.relaxed_gradient(cell) if any(e.uses_tau for e in estimators) else None
-    params = {
+def cell_params(cell):
+    """A cell's family and objective parameters as its CSV columns."""
+    return {
         **{k: format_value(v) for k, v in cell.family_values.items()},
         **{k: format_value(v) for k, v in cell.objective_values.items()},
     }
+
+
+def used_options(cell, est):
+    """The cell's estimator options as ``est``'s CSV columns: NaN for those it does not read."""
+    return {
+        name: format_value(cell.options.get(name)) if est.uses(name) else math.nan
+        for name in OPTIONS
+    }
+
+
+def cell_units(plan, index):
+    """(estimator, baseline) of every run of the engine in cell ``index``, in row order:
+    the estimators that run there (:meth:`gradvar.spec.Plan.estimators_in`) and their
+    baseline variants."""
+    return [(est, baseline) for est in plan.estimators_in(index) for baseline in plan.variants(est)]
+
+
+def run_cell(plan, cell, progress=None, estimators=None, outcome=None):
+    """The ``estimators`` (default: all of ``plan``'s) and their baseline variants in one
+    cell: (result rows, summary rows) as dict lists.  A run gives each cell
+    ``plan.estimators_in(i)``: an estimator runs once per distinct value of the options it
+    reads, its other option columns empty.  ``outcome`` (an
+    :class:`gradvar.executor.Outcome`) holds the truth and moments a cluster computed for
+    them; without it they are computed here.
+    """
+    rows, summary = [], []
+    estimators = plan.estimators if estimators is None else estimators
+    if outcome is None:
+        exact_grad = truth.exact_gradient(cell)
+        # the relaxed objective's gradient (two classes, by quadrature), for tau estimators
+        relaxed = truth.relaxed_gradient(cell) if any(e.uses_tau for e in estimators) else None
+    else:
+        exact_grad, relaxed = outcome.exact_grad, outcome.relaxed
+    params = cell_params(cell)
     for est in estimators:
-        options = {
-            name: format_value(cell.options.get(name)) if est.uses(name) else math.nan
-            for name in OPTIONS
-        }
+        options = used_options(cell, est)
         for baseline in plan.variants(est):
-            mom = engine.simulate(
-                cell,
-                est,
-                plan.samples,
-                plan.seed,
-                baseline=baseline,
-                exact_grad=exact_grad,
-                progress=progress,
-            )
-            _, exact_var, note = truth.exact(cell, est, baseline)
+            if outcome is None:
+                mom = engine.simulate(
+                    cell,
+                    est,
+                    plan.samples,
+                    plan.seed,
+                    baseline=baseline,
+                    exact_grad=exact_grad,
+                    progress=progress,
+                )
+                _, exact_var, note = truth.exact(cell, est, baseline)
+            else:
+                mom, exact_var, note = outcome.units[(est.name, baseline)]
             evals = est.evals(cell.options) * cell.batch
             st = stats.coordinate_stats(mom, exact_grad, exact_var)
             rate = plan.samples / mom.seconds if mom.seconds > 0 else math.nan
@@ -169,56 +194,87 @@ def _tables(plan, rows, summary):
     return results, summary
 
 
-def run_plan(plan, progress=None, checkpoint=None):
+def run_plan(plan, progress=None, checkpoint=None, cluster=None):
     """Run every estimator in every cell of ``plan`` where it runs
     (:meth:`gradvar.spec.Plan.estimators_in`); return (results, summary) DataFrames.
 
     With ``checkpoint`` (a folder), each finished cell is saved there as two CSV files and
     cells already saved are read back instead of run again, so an interrupted sweep resumes
     where it stopped; the tables are then read from those files, so a resumed run gives the
-    same bytes as an uninterrupted one.
+    same bytes as an uninterrupted one.  With ``cluster`` (a :class:`gradvar.executor.
+    Cluster`) the cells run there: the same tables.
     """
-    if checkpoint is None:
-        rows, summary = [], []
-        for i, cell in enumerate(plan.cells):
-            if plan.estimators_in(i):
-                r, s = run_cell(plan, cell, progress, plan.estimators_in(i))
-                rows += r
-                summary += s
-        return _tables(plan, rows, summary)
     from gradvar import io
 
-    checkpoint = Path(checkpoint)
-    checkpoint.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for i, cell in enumerate(plan.cells):
-        estimators = plan.estimators_in(i)
-        if not estimators:
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        checkpoint.mkdir(parents=True, exist_ok=True)
+    saved, todo = {}, []
+    for i in range(len(plan.cells)):
+        if not plan.estimators_in(i):
             continue
-        done = checkpoint / f"cell{i:05d}.summary.csv", checkpoint / f"cell{i:05d}.results.csv"
-        check = checkpoint / f"cell{i:05d}{io.CHECK_SUFFIX}"
-        saved = io.read_checked(check, done) if check.exists() else None
-        if saved is None:
-            if check.exists() or any(p.exists() for p in done):
-                print(
-                    f"note: {check.parent / check.stem} failed its check (rows and hash); "
-                    "recomputing it",
-                    file=sys.stderr,
-                )
-            results, summary = _tables(plan, *run_cell(plan, cell, progress, estimators))
-            io.write_checked(check, {done[1]: results, done[0]: summary})  # check file last
-            saved = io.read_checked(check, done)  # read back: a resumed run gives the same bytes
-        elif progress is not None:
-            progress(sum(len(plan.variants(e)) for e in estimators) * plan.samples)
-        parts.append(saved)
-    summary = pd.concat([s for s, _ in parts], ignore_index=True)
-    results = pd.concat([r for _, r in parts], ignore_index=True)
+        found = _saved_cell(checkpoint, i) if checkpoint is not None else None
+        if found is None:
+            todo.append(i)
+        else:
+            saved[i] = found
+            if progress is not None:
+                progress(len(cell_units(plan, i)) * plan.samples)
+    parts = dict(saved)
+
+    def run(i, outcome=None):
+        return run_cell(plan, plan.cells[i], progress, plan.estimators_in(i), outcome)
+
+    if cluster is None:
+        finished = ((i, run(i)) for i in todo)
+    else:  # in the order the cells finish there
+        finished = ((i, run(i, outcome)) for i, outcome in cluster.outcomes(plan, todo, progress))
+    for i, (r, s) in finished:
+        if checkpoint is None:
+            parts[i] = (r, s)
+            continue
+        done = _cell_files(checkpoint, i)
+        results, summ = _tables(plan, r, s)
+        io.write_checked(done[2], {done[1]: results, done[0]: summ})  # check file last
+        summ, results = io.read_checked(done[2], done[:2])  # read back: the bytes of a resume
+        parts[i] = (results, summ)
+    order = sorted(parts)
+    if checkpoint is None:
+        return _tables(plan, *(sum((parts[i][k] for i in order), []) for k in (0, 1)))
+    results = pd.concat([parts[i][0] for i in order], ignore_index=True)
+    summary = pd.concat([parts[i][1] for i in order], ignore_index=True)
     return results, summary
+
+
+def _cell_files(checkpoint, i):
+    """(summary, results, check file) of cell i in a checkpoint folder."""
+    from gradvar import io
+
+    stem = checkpoint / f"cell{i:05d}"
+    return (
+        stem.with_name(stem.name + ".summary.csv"),
+        stem.with_name(stem.name + ".results.csv"),
+        stem.with_name(stem.name + io.CHECK_SUFFIX),
+    )
+
+
+def _saved_cell(checkpoint, i):
+    """(results, summary) of cell i saved in ``checkpoint``, or None (a damaged one noted)."""
+    from gradvar import io
+
+    summary, results, check = _cell_files(checkpoint, i)
+    found = io.read_checked(check, (summary, results)) if check.exists() else None
+    if found is None and (check.exists() or summary.exists() or results.exists()):
+        print(
+            f"note: {check.parent / check.stem} failed its check (rows and hash); recomputing it",
+            file=sys.stderr,
+        )
+    return None if found is None else (found[1], found[0])
 
 
 def runs(plan):
     """Estimator runs (estimator, baseline variant, cell) of a plan."""
-    return sum(len(plan.variants(e)) for i in range(len(plan.cells)) for e in plan.estimators_in(i))
+    return sum(len(cell_units(plan, i)) for i in range(len(plan.cells)))
 
 
 ENGINE_KEYS = ("family", "objective", "estimator", "baseline", "set", "param", "batch")
@@ -300,6 +356,7 @@ class Compare(Study):
     tables = ("results", "summary")
     resumable = True
     uses_threads = True
+    distributed = True
 
     def allowed_keys(self):
         return engine_keys()
@@ -324,8 +381,8 @@ class Compare(Study):
         plan = spec.plan
         return runs(plan) * plan.samples
 
-    def run(self, spec, progress=None, checkpoint=None):
-        results, summary = run_plan(spec.plan, progress=progress, checkpoint=checkpoint)
+    def run(self, spec, progress=None, checkpoint=None, cluster=None):
+        results, summary = run_plan(spec.plan, progress, checkpoint, cluster)
         return {"results": results, "summary": summary}
 
     def meta(self, spec, tables):
@@ -360,6 +417,7 @@ def compare(
     threads=None,
     summary=False,
     progress=None,
+    scheduler=None,
     set=None,  # noqa: A002 (the experiment key, as in TOML and on the command line)
     param=None,
     **values,
@@ -368,7 +426,8 @@ def compare(
 
     The arguments are ``gradvar compare``'s options, with the same defaults: a list (or
     comma text) for a scalar parameter sweeps it, e.g.
-    ``compare(estimator="sf,reparam", mu="-4:4:17")``.  Family parameters (``mu``,
+    ``compare(estimator="sf,reparam", mu="-4:4:17")``; ``scheduler`` (``"local:2"``,
+    ``"tcp://HOST:PORT"``) runs the cells on a Dask cluster.  Family parameters (``mu``,
     ``logits``, ...) and estimator options (``tau``) are keywords; objective parameters
     go in ``set={"k": 0.5}`` or, as a shortcut, are keywords too (``k=0.5``).  With
     ``summary=True`` returns ``(results, summary)``.
@@ -391,7 +450,8 @@ def compare(
     )
     plan = STUDY.spec(experiment).plan
     set_threads(threads)
-    results, summ = run_plan(plan, progress=progress)
+    with executor.session(scheduler, threads) as cluster:
+        results, summ = run_plan(plan, progress=progress, cluster=cluster)
     return (results, summ) if summary else results
 
 

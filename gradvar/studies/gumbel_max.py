@@ -16,10 +16,16 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gradvar import defaults, gumbel, spec
+from gradvar import defaults, gumbel, interrupt, io, spec
 from gradvar.model import FAMILIES
 from gradvar.model.families import softmax
-from gradvar.studies.base import Study, check_unknown_keywords, from_keywords
+from gradvar.studies.base import (
+    Snapshot,
+    Study,
+    check_unknown_keywords,
+    from_keywords,
+    saved_states,
+)
 
 MIN_EXPECTED = 5.0  # classes expected fewer times than this are pooled for the chi-square
 CHUNK_VALUES = 1 << 20  # noise values per chunk (n * K in total)
@@ -77,6 +83,7 @@ def _default_logits():
 
 class GumbelMax(Study):
     name = "gumbel-max"
+    resumable = True  # the draws so far are saved as they go
     tables = ("results", "summary", "relaxed")
 
     def allowed_keys(self):
@@ -117,8 +124,12 @@ class GumbelMax(Study):
         }
 
     def run(self, spec, progress=None, checkpoint=None):
-        results, summary, relaxed = simulate(spec)
+        results, summary, relaxed = simulate(spec, checkpoint)
         return {"results": results, "summary": summary, "relaxed": relaxed}
+
+    def kept(self, spec, cells):
+        state = saved_states(cells).get(f"draws{io.STATE_SUFFIX}", {})
+        return f"{int(state.get('start', 0)):,} of {spec.samples:,} draws"
 
     def meta(self, spec, tables):
         return {
@@ -158,17 +169,58 @@ def gumbel_max(
     return tables["results"], tables["summary"], tables["relaxed"]
 
 
-def simulate(spec):
-    """The three tables of a validated :class:`GumbelMaxSpec`."""
+def _resumed(snapshot, n, k, m, chunk, seed):
+    """(first draw, generator, counts, sums, sums of squares, first draws) for ``m``
+    temperatures: afresh, or as ``snapshot`` saved them."""
+    gen = np.random.default_rng(seed)
+    saved = snapshot.load() if snapshot is not None else None
+    if saved is not None:
+        try:
+            begin = int(saved["start"])
+            counts = np.array(saved["counts"], dtype=np.int64)
+            sums = np.array(saved["sums"], dtype=float)
+            sq = np.array(saved["sq"], dtype=float)
+            first = [np.array(row, dtype=float) for row in saved["first"]]
+            if not (0 < begin <= n and (begin % chunk == 0 or begin == n)):
+                raise ValueError
+            if counts.shape != (k,) or int(counts.sum()) != begin:
+                raise ValueError
+            if sums.shape != (m, k) or sq.shape != (m, k) or any(r.shape != (k,) for r in first):
+                raise ValueError
+            gen.bit_generator.state = saved["rng"]
+            return begin, gen, counts, sums, sq, first
+        except (KeyError, TypeError, ValueError):
+            snapshot.damaged()
+            gen = np.random.default_rng(seed)
+    return 0, gen, np.zeros(k, dtype=np.int64), np.zeros((m, k)), np.zeros((m, k)), []
+
+
+def simulate(spec, checkpoint=None):
+    """The three tables of a validated :class:`GumbelMaxSpec`.
+
+    With ``checkpoint`` (a folder), the draws so far (counts, sums, the first draws and the
+    generator state after the last whole chunk) are saved there as they go
+    (``draws.state.json``) and resumed from, so an interrupted run continues bit for bit.
+    """
     o, n, seed, taus, singles = spec.logits, spec.samples, spec.seed, spec.tau, spec.singles
     k = len(o)
     probs = softmax(o)
-    gen = np.random.default_rng(seed)
     chunk = max(1, CHUNK_VALUES // k)
-    counts = np.zeros(k, dtype=np.int64)
-    sums, sq = np.zeros((len(taus), k)), np.zeros((len(taus), k))
-    first = []
-    for start in range(0, n, chunk):
+    snapshot = None if checkpoint is None else Snapshot(checkpoint, "draws")
+    begin, gen, counts, sums, sq, first = _resumed(snapshot, n, k, len(taus), chunk, seed)
+
+    def state():
+        return {
+            "start": start + len(g),
+            "counts": counts.tolist(),
+            "sums": sums.tolist(),
+            "sq": sq.tolist(),
+            "first": [list(map(float, row)) for row in first],
+            "rng": gen.bit_generator.state,
+        }
+
+    for start in range(begin, n, chunk):
+        interrupt.check()
         g = gumbel.sample((min(chunk, n - start), k), rng=gen)
         counts += np.bincount(np.argmax(o + g, axis=1), minlength=k)
         for i, t in enumerate(taus):
@@ -177,6 +229,8 @@ def simulate(spec):
             sq[i] += (y * y).sum(axis=0)
         if len(first) < singles:
             first.extend(g[: singles - len(first)])
+        if snapshot is not None:
+            snapshot.save(state, force=start + len(g) >= n)
     freq = counts / n
     results = pd.DataFrame(
         dict(

@@ -13,8 +13,8 @@ from fractions import Fraction
 
 import numpy as np
 
-from gradvar import defaults, spec
-from gradvar.studies.base import Study, from_keywords
+from gradvar import defaults, interrupt, spec
+from gradvar.studies.base import Snapshot, Study, from_keywords, saved_states
 
 CHUNK = 1 << 20  # picks drawn per step: bounded memory for any number of samples
 
@@ -53,7 +53,7 @@ def stream(seed, index):
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence(seed, spawn_key=(index,))))
 
 
-def monte_carlo(values, samples, seed=0, index=0):
+def monte_carlo(values, samples, seed=0, index=0, snapshot=None):
     """Mean and unbiased variance of ``samples`` independent single-pick estimates.
 
     Parameters
@@ -65,6 +65,9 @@ def monte_carlo(values, samples, seed=0, index=0):
     seed, index : int
         The generator is seeded by (seed, index), so a list's numbers do not depend on
         the other lists of the run.
+    snapshot : gradvar.studies.base.Snapshot, optional
+        Where the picks so far (counts, picks left, generator state) are saved as they go
+        and resumed from, so an interrupted list continues bit for bit.
 
     Returns
     -------
@@ -73,20 +76,48 @@ def monte_carlo(values, samples, seed=0, index=0):
         per element, so the result is exact arithmetic on the counts and memory is bounded.
     """
     values = np.asarray(values, dtype=float)
-    rng = stream(seed, index)
-    counts = np.zeros(len(values), dtype=np.int64)
-    left = int(samples)
+    rng, counts, left = _resumed(snapshot, len(values), int(samples), seed, index)
+
+    def state():
+        return {"left": left, "counts": counts.tolist(), "rng": rng.bit_generator.state}
+
+    ran = left > 0
     while left > 0:
+        interrupt.check()
         size = min(left, CHUNK)
         counts += np.bincount(rng.integers(0, len(values), size=size), minlength=len(values))
         left -= size
+        if snapshot is not None:
+            snapshot.save(state)
+    if snapshot is not None and ran:
+        snapshot.save(state, force=True)
     mc_mean = float(counts @ values / samples)
     if samples < 2:
         return mc_mean, math.nan
     return mc_mean, float(counts @ (values - mc_mean) ** 2 / (samples - 1))
 
 
-def rows(lists, samples=defaults.PICK_ONE_SAMPLES, seed=defaults.SEED):
+def _resumed(snapshot, k, samples, seed, index):
+    """(generator, counts, picks left) of a list: afresh, or as ``snapshot`` saved them."""
+    rng = stream(seed, index)
+    saved = snapshot.load() if snapshot is not None else None
+    if saved is not None:
+        try:
+            counts = np.array(saved["counts"], dtype=np.int64)
+            left = int(saved["left"])
+            if counts.shape != (k,) or counts.min() < 0 or left < 0:
+                raise ValueError
+            if int(counts.sum()) + left != samples:
+                raise ValueError
+            rng.bit_generator.state = saved["rng"]
+            return rng, counts, left
+        except (KeyError, TypeError, ValueError):
+            snapshot.damaged()
+            rng = stream(seed, index)
+    return rng, np.zeros(k, dtype=np.int64), samples
+
+
+def rows(lists, samples=defaults.PICK_ONE_SAMPLES, seed=defaults.SEED, checkpoint=None):
     """The pick-one table: one row per list.
 
     Parameters
@@ -97,6 +128,9 @@ def rows(lists, samples=defaults.PICK_ONE_SAMPLES, seed=defaults.SEED):
         Monte Carlo single-pick estimates per list.
     seed : int
         Seed of the Monte Carlo check.
+    checkpoint : path, optional
+        A folder where each list's picks are saved as they go (``listNNNNN.state.json``)
+        and resumed from: the unit of work is a list, saved also part-way.
 
     Returns
     -------
@@ -108,7 +142,8 @@ def rows(lists, samples=defaults.PICK_ONE_SAMPLES, seed=defaults.SEED):
     for index, values in enumerate(lists):
         values = np.asarray(values, dtype=float)
         mean, var = exact(values)
-        mc_mean, mc_var = monte_carlo(values, samples, seed, index)
+        snapshot = None if checkpoint is None else Snapshot(checkpoint, f"list{index:05d}")
+        mc_mean, mc_var = monte_carlo(values, samples, seed, index, snapshot)
         out.append(
             dict(
                 values=",".join(repr(float(v)) for v in values),
@@ -142,6 +177,7 @@ class PickOneSpec:
 
 class PickOne(Study):
     name = "pick-one"
+    resumable = True  # each list's picks are saved as they go
 
     def allowed_keys(self):
         return {"lists", "samples", "seed", "no-plot"}
@@ -181,7 +217,16 @@ class PickOne(Study):
     def run(self, spec, progress=None, checkpoint=None):
         import pandas as pd
 
-        return {"results": pd.DataFrame(rows(spec.lists, spec.samples, spec.seed))}
+        return {"results": pd.DataFrame(rows(spec.lists, spec.samples, spec.seed, checkpoint))}
+
+    def kept(self, spec, cells):
+        states = saved_states(cells).values()
+        picks = sum(spec.samples - int(s.get("left", spec.samples)) for s in states)
+        finished = sum(1 for s in states if s.get("left") == 0)
+        return (
+            f"{picks:,} of {spec.samples * len(spec.lists):,} picks ({finished} of "
+            f"{len(spec.lists)} list(s) finished)"
+        )
 
 
 STUDY = PickOne()

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-from gradvar import defaults, spec, stats
+from gradvar import defaults, executor, spec, stats
 from gradvar.model import registry
 from gradvar.studies import compare as api
 from gradvar.studies.base import Study, from_keywords, set_threads
@@ -112,6 +112,7 @@ class SweepTau(Study):
     tables = ("results", "summary", "best_tau")
     resumable = True
     uses_threads = True
+    distributed = True
 
     def allowed_keys(self):
         return api.engine_keys() | {"reference"}
@@ -138,12 +139,12 @@ class SweepTau(Study):
     def total(self, spec):
         return sum(api.STUDY.total(api.CompareSpec(p)) for p in (spec.swept, spec.refs) if p)
 
-    def run(self, spec, progress=None, checkpoint=None):
+    def run(self, spec, progress=None, checkpoint=None, cluster=None):
         parts = []
         for name, plan in (("swept", spec.swept), ("references", spec.refs)):
             if plan is not None:
                 folder = None if checkpoint is None else checkpoint / name
-                parts.append(api.run_plan(plan, progress=progress, checkpoint=folder))
+                parts.append(api.run_plan(plan, progress, folder, cluster))
         results = pd.concat([p[0] for p in parts], ignore_index=True)
         summary = add_bias_floor(pd.concat([p[1] for p in parts], ignore_index=True))
         return {"results": results, "summary": summary, "best_tau": best_tau(summary)}
@@ -172,6 +173,7 @@ def sweep_tau(
     seed=defaults.SEED,
     threads=None,
     progress=None,
+    scheduler=None,
     set=None,  # noqa: A002 (the experiment key, as in TOML and on the command line)
     param=None,
     **values,
@@ -181,7 +183,8 @@ def sweep_tau(
     Returns ``(results, summary)`` DataFrames: the ``results.csv`` and ``summary.csv``
     tables of ``gradvar sweep-tau``, one summary row per (tau, estimator) and one per
     reference estimator (``tau`` empty, ``role`` = ``reference``).  :func:`best_tau` picks
-    the MSE-minimising temperature from the summary.  Family parameters (``logits``) are
+    the MSE-minimising temperature from the summary; ``scheduler`` runs the cells on a Dask
+    cluster (as ``--scheduler``).  Family parameters (``logits``) are
     keywords; objective parameters go in ``set`` or are keywords too.
 
     Example: ``results, summary = gradvar.sweep_tau(tau="log:0.01:10:16", samples=10**5)``.
@@ -205,7 +208,8 @@ def sweep_tau(
         ),
     )
     set_threads(threads)
-    tables = STUDY.run(STUDY.spec(experiment), progress=progress)
+    with executor.session(scheduler, threads) as cluster:
+        tables = STUDY.run(STUDY.spec(experiment), progress=progress, cluster=cluster)
     return tables["results"], tables["summary"]
 
 
