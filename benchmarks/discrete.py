@@ -13,12 +13,15 @@ since the machine is shared.
 """
 
 import argparse
+import json
 import os
 import sys
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+# run from a checkout without installing; GRADVAR_CHECKOUT times another checkout's gradvar
+# with this script (benchmarks/ab.py: today's main against this branch, alternating)
+sys.path.insert(0, os.environ.get("GRADVAR_CHECKOUT") or os.path.dirname(HERE))
 
 import numpy as np  # noqa: E402
 
@@ -41,19 +44,27 @@ def cell(family, dim):
 def rate(c, name, n, repeat):
     est = registry.ESTIMATORS[name]
     engine.simulate(c, est, 1000, seed=0)  # compile or load from the cache
-    best = 0.0
+    best = cpu_best = 0.0
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         engine.simulate(c, est, n, seed=0)
         best = max(best, n / (time.perf_counter() - t0))
-    return best, best * est.evals(c.options)
+        cpu_best = max(cpu_best, n / (time.process_time() - c0))
+    return best, best * est.evals(c.options), cpu_best
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[1])
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--threads", type=int, default=None, help="numba threads (default all)")
+    parser.add_argument("--json", action="store_true", help="end with one JSON line of the rates")
     args = parser.parse_args()
+    if args.threads:
+        import numba
+
+        numba.set_num_threads(args.threads)
+    rates = {}
     n = 10**6 if args.quick else 10**7
     print(f"n = {n:.0e} per case, best of {args.repeat}, threads = {engine.threads()}")
     for family, dim in (("bernoulli", 1), ("multibernoulli", 10), ("multibernoulli", 100)):
@@ -65,12 +76,16 @@ def main():
         )
         base = None
         for name in ESTIMATORS:
-            est_rate, f_rate = rate(c, name, n_case, args.repeat)
+            est_rate, f_rate, cpu_rate = rate(c, name, n_case, args.repeat)
             base = base or (est_rate, f_rate)
+            rates[f"{family} D={c.dim} {name}"] = est_rate
+            rates[f"{family} D={c.dim} {name} per CPU s"] = cpu_rate
             print(
                 f"{name:12} {est_rate:12.3e} {f_rate:12.3e} "
                 f"{est_rate / base[0]:7.2f} {f_rate / base[1]:9.2f}"
             )
+    if args.json:
+        print(json.dumps(rates))
 
 
 if __name__ == "__main__":

@@ -11,7 +11,8 @@ sums of g and g^2 for the mean and variance; NumPy uses one core), and prints es
 and their ratio.  Rates are compared, so NumPy may run fewer samples.  Then, each in a
 fresh subprocess: peak memory (ru_maxrss) at two sample sizes, compile time of new
 combinations with empty kernel caches and the time of a second run with a warm cache, and
-the categorical Gumbel-Softmax cases of issue 4 (10 classes against NumPy; 1000 classes).
+the categorical cases of issues 4 and 14: gumbel-softmax, st-gumbel and sf at 10 and 1000
+classes, as ratios to a NumPy gumbel-softmax (arrays allocated once, in-place ops) of the same K.
 
 Timings on a shared machine are noisy: every line reports the load average and the CPU
 the process actually got (CPU seconds / wall seconds; 2.0 means both cores); with
@@ -30,13 +31,16 @@ import time
 import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-sys.path.insert(0, os.path.dirname(HERE))  # run from a checkout without installing
+# run from a checkout without installing; GRADVAR_CHECKOUT times another checkout's gradvar
+# with this script (benchmarks/ab.py: today's main against this branch, alternating)
+sys.path.insert(0, os.environ.get("GRADVAR_CHECKOUT") or os.path.dirname(HERE))
 
 from gradvar import engine  # noqa: E402
 from gradvar.kernels import codegen  # noqa: E402
 from gradvar.model import registry  # noqa: E402
 
 MU, SIGMA, K = 1.0, 1.0, 0.0
+RATES = {}  # label -> estimates/s, printed as one JSON line with --json (for benchmarks/ab.py)
 EXACT = {"sf": ((2.0, 2.0), (30.0, 136.0)), "reparam": ((2.0, 2.0), (4.0, 12.0))}
 
 
@@ -94,26 +98,47 @@ def numpy_normal(est, n, seed=0, chunk=10**6):
     return mean, (s2 - n * mean * mean) / (n - 1)
 
 
-def numpy_gumbel_softmax(cell, n, seed=0, chunk_values=10**6):
-    """Gumbel-Softmax on categorical/squared: g = y * (v - y.v) / tau, v = grad f(y)."""
+def numpy_gumbel_softmax(cell, n, seed=0, chunk_values=2**16):
+    """Gumbel-Softmax on categorical/squared, as fast as NumPy goes: float64 arrays allocated
+    once, every step in place (``out=``), chunks of ``chunk_values`` values (cache-sized).
+
+    a = (o + G) / tau, G = -log(-log u); y = softmax(a); with r = w.y - t, v = grad f(y) =
+    2 r w and y.v = 2 r (r + t), the estimate is g = y (v - y.v) / tau = y (w - w.y) 2 r / tau.
+    """
     o = np.asarray(cell.family_values["logits"], dtype=float)
-    w, t, tau = cell.objective_values["w"], cell.objective_values["t"], cell.tau
+    w = np.asarray(cell.objective_values["w"], dtype=float)
+    t, inv_tau = float(cell.objective_values["t"]), 1.0 / cell.tau
     k = len(o)
     gen = np.random.default_rng(seed)
+    rows = max(1, min(n, chunk_values // k))
+    a_full, b_full = np.empty((rows, k)), np.empty((rows, k))
+    c_full, d_full = np.empty(rows), np.empty(rows)
     s1, s2 = np.zeros(k), np.zeros(k)
     done = 0
-    rows = max(1, chunk_values // k)
     while done < n:
         m = min(rows, n - done)
-        a = (o + gen.gumbel(size=(m, k))) / tau
-        a -= a.max(axis=1, keepdims=True)
-        y = np.exp(a)
-        y /= y.sum(axis=1, keepdims=True)
-        r = (y * w).sum(axis=1) - t
-        v = 2.0 * r[:, None] * w
-        g = y * (v - (y * v).sum(axis=1, keepdims=True)) / tau
-        s1 += g.sum(axis=0)
-        s2 += (g * g).sum(axis=0)
+        a, b, c, d = a_full[:m], b_full[:m], c_full[:m], d_full[:m]
+        gen.random(out=a)
+        np.log(a, out=a)
+        np.negative(a, out=a)
+        np.log(a, out=a)  # a = -G
+        np.subtract(o, a, out=a)
+        a *= inv_tau
+        np.max(a, axis=1, out=c)
+        a -= c[:, None]
+        np.exp(a, out=a)
+        np.sum(a, axis=1, out=c)
+        np.reciprocal(c, out=c)
+        a *= c[:, None]  # y
+        np.matmul(a, w, out=c)  # w.y
+        np.subtract(c, t, out=d)  # r
+        d *= 2.0 * inv_tau
+        np.subtract(w, c[:, None], out=b)
+        a *= b
+        a *= d[:, None]  # g
+        s1 += a.sum(axis=0)
+        np.multiply(a, a, out=b)
+        s2 += b.sum(axis=0)
         done += m
     mean = s1 / n
     return mean, (s2 - n * mean * mean) / (n - 1)
@@ -267,6 +292,7 @@ def normal_section(args):
             args.repeat,
         )
         print(line("numpy", base))
+        RATES[f"normal {est} numpy"] = base["rate"]
         for threads in args.threads:
             r = engine_rate(cell, est, args.samples, threads, args.repeat)
             print(
@@ -274,6 +300,7 @@ def normal_section(args):
                 flush=True,
             )
             summary[(est, threads)] = r["rate"] / base["rate"]
+            RATES[f"normal {est}, {threads} threads"] = r["rate"]
     return summary
 
 
@@ -312,40 +339,47 @@ def compile_section(args):
     print("  target: a new combination < 3 s; a repeated run pays no compilation")
 
 
+CATEGORICAL = ("gumbel-softmax", "st-gumbel", "sf")  # the estimators timed on the categorical
+
+
 def categorical_section(args):
     import numba
 
-    print("categorical gumbel-softmax, squared objective, tau=0.5 (issue 4)")
-    cell = categorical_cell(10)
-    n, nn = args.cat_samples, args.cat_numpy_samples
-    print(f" 10 classes: engine n={n:.0e}, NumPy n={nn:.0e}")
-    base = numpy_rate(
-        lambda: numpy_gumbel_softmax(cell, nn),
-        nn,
-        lambda: numpy_gumbel_softmax(cell, 2 * 10**5, seed=1),
-        args.repeat,
-    )
-    print(line("numpy", base))
-    ratios = {}
-    for threads in args.threads:
-        r = engine_rate(cell, "gumbel-softmax", n, threads, args.repeat)
-        print(
-            line(f"engine, {threads} thread{'s' if threads > 1 else ''}", r, base["rate"]),
-            flush=True,
-        )
-        ratios[threads] = r["rate"] / base["rate"]
-    print("  target: >= 5x NumPy")
-    big = categorical_cell(1000)
-    n = args.cat_big_samples
-    r = engine_rate(big, "gumbel-softmax", n, max(args.threads))
     print(
-        f" 1000 classes, n={n:.0e}: {r['rate'] / 1e3:.1f} k estimates/s, {r['seconds']:.2f} s, "
-        f"cpu {r['cpu']:.2f}, load {r['load']:.2f}"
+        "categorical, squared objective, logits linspace(1, -1, K), tau=0.5 (issues 4 and 14); "
+        "ratios to the NumPy gumbel-softmax of the same K"
     )
+    ratios = {}
+    for k, n, nn in (
+        (10, args.cat_samples, args.cat_numpy_samples),
+        (1000, args.cat_big_samples, args.cat_big_samples),
+    ):
+        cell = categorical_cell(k)
+        print(f" {k} classes: engine n={n:.0e}, NumPy n={nn:.0e}")
+        base = numpy_rate(
+            lambda cell=cell, nn=nn: numpy_gumbel_softmax(cell, nn),
+            nn,
+            lambda cell=cell, nn=nn: numpy_gumbel_softmax(cell, max(1000, nn // 5), seed=1),
+            args.repeat,
+        )
+        print(line("numpy gumbel-softmax", base))
+        RATES[f"K={k} numpy gumbel-softmax"] = base["rate"]
+        RATES[f"K={k} numpy gumbel-softmax per CPU s"] = base["rate"] / base["cpu"]
+        for est in CATEGORICAL:
+            for threads in args.threads:
+                r = engine_rate(cell, est, n, threads, args.repeat)
+                label = f"{est}, {threads} thread{'s' if threads > 1 else ''}"
+                print(line(label, r, base["rate"]), flush=True)
+                ratios[(k, est, threads)] = r["rate"] / base["rate"]
+                RATES[f"K={k} {label}"] = r["rate"]
+                RATES[f"K={k} {label} per CPU s"] = r["rate"] / r["cpu"]
+    print("  target: gumbel-softmax at 10 classes >= 5x NumPy with 2 threads")
+    n = args.cat_big_samples
     size, _ = engine.chunking(n, 1000)
     print(
-        f"  chunk buffer {size} x 1000 values per thread ({size * 1000 * 8 / 2**20:.1f} MB); "
-        f"the kernel is compiled without NRT, so it cannot allocate"
+        f" 1000 classes: chunk buffer {size} x 1000 values per thread "
+        f"({size * 1000 * 8 / 2**20:.1f} MB); the kernel is compiled without NRT, so it cannot "
+        "allocate"
     )
     # chunks hold min(16384, 2^19 / P, n / 32) estimates: from n = 32 x 524 on at 1000 classes
     # the buffers have their final size, so compare n and 2n beyond that
@@ -357,7 +391,7 @@ def categorical_section(args):
             f"{res['before_mb']:7.1f} MB); run's own allocations {res['traced_mb']:.2f} MB"
         )
     numba.set_num_threads(max(args.threads))
-    return ratios
+    return {(f"{est} K=10", threads): r for (k, est, threads), r in ratios.items() if k == 10}
 
 
 def main():
@@ -377,6 +411,7 @@ def main():
     ap.add_argument(
         "--skip", default="", help="sections to skip: normal,memory,compile,categorical"
     )
+    ap.add_argument("--json", action="store_true", help="end with one JSON line of the rates")
     ap.add_argument("--child-memory", help=argparse.SUPPRESS)
     ap.add_argument("--child-compile", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -416,18 +451,20 @@ def main():
             "summary (ratio to NumPy on one core; targets: sf >= 8x, reparam >= 7x with 2 "
             "threads; gumbel-softmax 10 classes >= 5x)"
         )
-        targets = {"sf": 8.0, "reparam": 7.0, "gumbel-softmax": 5.0}
+        targets = {"sf": 8.0, "reparam": 7.0, "gumbel-softmax K=10": 5.0}
         rows = [(est, threads, ratio) for (est, threads), ratio in results.items()]
-        rows += [("gumbel-softmax", threads, ratio) for threads, ratio in cat.items()]
+        rows += [(est, threads, ratio) for (est, threads), ratio in cat.items()]
         for est, threads, ratio in rows:
             verdict = ""
-            if threads == 2:
+            if threads == 2 and est in targets:
                 verdict = (
                     "  met" if ratio >= targets[est] else f"  MISSED (target {targets[est]:g}x)"
                 )
             print(
-                f"  {est:<15} {threads} thread{'s' if threads > 1 else ' '}  {ratio:6.2f}x{verdict}"
+                f"  {est:<20} {threads} thread{'s' if threads > 1 else ' '}  {ratio:6.2f}x{verdict}"
             )
+    if args.json:
+        print(json.dumps(RATES))
 
 
 if __name__ == "__main__":

@@ -89,6 +89,33 @@ print(json.dumps(dict(hex=_hex(mom), temp=codegen._TEMP)))
 """
 
 
+_WARM_SCRIPT = """
+import json, sys
+from test_cache import _cell, _hex
+from gradvar import engine
+from gradvar.kernels import jit
+from gradvar.model import registry
+if not {quick}:
+    jit.quick_load = lambda dispatcher: None
+mom = engine.simulate(_cell(), registry.ESTIMATORS["sf"], {n}, 4)
+print(json.dumps(dict(hex=_hex(mom), refreshed="numba.np.arraymath" in sys.modules)))
+"""
+
+
+def test_a_warm_start_loads_kernels_without_numbas_full_refresh(expected):
+    """A process whose kernels are cached loads them without Numba's context refresh
+    (jit.quick_load: its lowering registries, and scipy.linalg with them, cost about 0.3 s
+    per start) and gets the same numbers; without quick_load the refresh is seen."""
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([TESTS_DIR, ROOT])}
+    for quick in (True, False):
+        code = _WARM_SCRIPT.format(n=N, quick=quick)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, proc.stderr
+        out = json.loads(proc.stdout.splitlines()[-1])
+        assert out["hex"] == expected
+        assert out["refreshed"] is not quick
+
+
 def test_a_read_only_folder_gives_a_temporary_one(tmp_path, expected):
     """chmod 555 on the cache folder: the run works from a temporary folder, removed at exit.
     As root (who may write anyway) the subprocess runs without CAP_DAC_OVERRIDE."""

@@ -12,7 +12,7 @@ import pytest
 from helpers import Z_TOL
 from scipy import stats as st
 
-from gradvar import stats
+from gradvar import engine, stats
 from gradvar.engine import Moments
 from gradvar.kernels import moments
 
@@ -194,3 +194,14 @@ def test_jackknife_total_variance_coverage():
         out = stats.summary_stats(moments_of(groups), np.array([1.0, 3.0]))
         hits.append(out["total_var_ci_low"] <= 10.0 <= out["total_var_ci_high"])  # 1 + 9
     assert coverage_ok(hits)
+
+
+def test_quantiles_are_scipys_to_the_last_bit():
+    """The normal and t quantiles stats keeps (to spare importing scipy) are scipy's values."""
+    from scipy import special
+
+    assert float(special.ndtri(0.5 + stats.LEVEL / 2)) == stats.Z
+    for groups in range(2, len(stats.T_QUANTILES) + 4):
+        exact = float(special.stdtrit(groups - 1, 0.5 + stats.LEVEL / 2))
+        assert stats.t_quantile(groups) == exact, groups
+    assert len(stats.T_QUANTILES) >= engine.GROUPS - 1  # every dof the jackknife meets

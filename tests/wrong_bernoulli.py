@@ -5,10 +5,10 @@ engine by the tests to show that the checks accepting the right estimator reject
 
 import math
 
+from gradvar.kernels.fastmath import sigmoid as _sigmoid
 from gradvar.kernels.jit import kernel
 from gradvar.kernels.rng import substream, uniform
 from gradvar.model.bernoulli import REBAR_STREAM
-from gradvar.model.families import _sigmoid
 from gradvar.model.options import ETA, TAU
 from gradvar.model.registry import Estimator
 

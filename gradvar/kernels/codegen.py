@@ -25,7 +25,8 @@ A broken cache never breaks a run: a cache folder that cannot be written (read-o
 is replaced by a temporary folder for the process, and if that fails too the kernels are
 compiled in memory without a cache; a Numba cache file that fails to load (truncated,
 garbled) is removed and the module rebuilt; a generated file that differs from what it
-should hold is rewritten.  Each of these prints one note on stderr.
+should hold is rewritten.  Each of these prints one note on stderr.  Cached functions load
+through :func:`gradvar.kernels.jit.quick_load` (no full Numba context refresh per process).
 """
 
 import atexit
@@ -446,6 +447,7 @@ class _Generated:
         with _LOCK:
             while True:
                 raw = self.raw[attr]
+                jit.quick_load(raw)
                 try:
                     result = raw(*args)
                 except Exception as exc:

@@ -90,7 +90,41 @@ def materialize():
         for attr, obj in list(vars(module).items()):
             if isinstance(obj, Kernel):
                 setattr(module, attr, _COMPILED[obj])
+                if obj.options.get("cache"):
+                    quick_load(_COMPILED[obj])
         _MODULES.remove(name)
+
+
+def quick_load(dispatcher):
+    """Let ``dispatcher`` load its Numba cache file without Numba's full context refresh.
+
+    Numba's ``Cache.load_overload`` first calls ``target_context.refresh()``, which imports
+    and installs every lowering registry (numba.np.arraymath pulls in scipy.linalg for its
+    BLAS check): about 0.3 s per process, needed to compile, not to load compiled code.
+    Loading needs the symbols the machine code links to: Numba's C helpers and Python's
+    (installed with the target context), the NRT (``rtsys.initialize``) and the hash secret
+    (installed by importing ``numba.cpython.hashing``), which is what this does instead.
+    Only gradvar's cached dispatchers get it (an attribute of their own cache object);
+    a cache miss compiles as before, and the compiler refreshes the context itself.  A
+    Numba without these internals keeps its own loading.
+    """
+    cache = getattr(dispatcher, "_cache", None)
+    load = getattr(cache, "_load_overload", None)
+    guard = getattr(cache, "_guard_against_spurious_io_errors", None)
+    if load is None or guard is None or "load_overload" in vars(cache):
+        return
+    try:
+        import numba.cpython.hashing  # noqa: F401  (installs the hash-secret symbols)
+        from numba.core.runtime import rtsys
+    except ImportError:
+        return
+
+    def load_overload(sig, target_context):
+        rtsys.initialize(target_context)
+        with guard():
+            return load(sig, target_context)
+
+    cache.load_overload = load_overload
 
 
 def rebind(kern, **names):

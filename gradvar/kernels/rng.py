@@ -17,6 +17,7 @@ import math
 
 import numpy as np
 
+from gradvar.kernels import fastmath
 from gradvar.kernels.jit import kernel
 
 MAIN = 1
@@ -100,15 +101,17 @@ def uniform(key, counter):
 
 @kernel
 def gumbel(key, counter):
-    """Standard Gumbel G = -log(-log U), U in the open interval (0, 1)."""
-    return -math.log(-math.log(uniform(key, counter)))
+    """Standard Gumbel G = -log(-log U), U in the open interval (0, 1) (inline log:
+    :mod:`gradvar.kernels.fastmath`; U >= 2^-53 and -log U >= 2^-53 are normal numbers)."""
+    return -fastmath.log_normal(-fastmath.log_normal(uniform(key, counter)))
 
 
 @kernel
 def logistic(key, counter):
-    """Standard logistic L = log U - log(1 - U) (difference of two Gumbels in law)."""
+    """Standard logistic L = log U - log(1 - U) (difference of two Gumbels in law; inline
+    log: :mod:`gradvar.kernels.fastmath`).  1 - U is exact: U = (i + 1/2) 2^-52."""
     u = uniform(key, counter)
-    return math.log(u) - math.log1p(-u)
+    return fastmath.log_normal(u) - fastmath.log_normal(1.0 - u)
 
 
 def _ziggurat_tables(layers=256, r=3.6541528853610088, v=0.00492867323399):

@@ -27,10 +27,11 @@ import math
 
 import numpy as np
 
+from gradvar.kernels import fastmath
+from gradvar.kernels.fastmath import sigmoid
 from gradvar.kernels.jit import kernel
 from gradvar.kernels.layout import STATE, H, S, V, X
 from gradvar.kernels.rng import stream_id, substream, uniform
-from gradvar.model.families import _sigmoid
 from gradvar.model.options import ETA, TAU
 from gradvar.model.registry import estimator
 
@@ -60,8 +61,8 @@ def _aux(cell):
 )
 @kernel
 def arm(fp, objp, opts, aux, key, counter0, batch, work, g):
-    """g_i = (1/M) sum_m (f(b1) - f(b2)) (u_i - 1/2), u_i - 1/2 = tanh(L_i / 2) / 2;
-    unbiased (Yin & Zhou 2019)."""
+    """g_i = (1/M) sum_m (f(b1) - f(b2)) (u_i - 1/2), u_i - 1/2 = sigmoid(L_i) - 1/2
+    (= tanh(L_i / 2) / 2; inline, no libm call); unbiased (Yin & Zhou 2019)."""
     b1, b2, st, v = work[X], work[H], work[STATE], work[V]
     d = g.shape[0]
     g[:] = 0.0
@@ -72,7 +73,7 @@ def arm(fp, objp, opts, aux, key, counter0, batch, work, g):
             b2[i] = 1.0 if st[i] < fp[i] else 0.0
         df = obj(b1, objp, v) - obj(b2, objp, v)
         for i in range(d):
-            g[i] += df * 0.5 * math.tanh(0.5 * st[i])
+            g[i] += df * (sigmoid(st[i]) - 0.5)
     for i in range(d):
         g[i] /= batch
 
@@ -153,12 +154,12 @@ def rebar(fp, objp, opts, aux, key, counter0, batch, work, g):
         for i in range(d):
             a = fp[i] + st[i]
             b[i] = 1.0 if a > 0.0 else 0.0
-            y[i] = _sigmoid(a / tau)
+            y[i] = sigmoid(a / tau)
         fb = obj(b, objp, v)
         obj(y, objp, v)  # v = grad f at s(z)
         for i in range(d):
             a = (fp[i] + st[i]) / tau
-            g[i] += eta * v[i] * _sigmoid(a) * _sigmoid(-a) / tau
+            g[i] += eta * v[i] * sigmoid(a) * sigmoid(-a) / tau
         for i in range(d):
             p, q = aux[i], aux[d + i]
             if tied:  # (u - q) / u = p (1 - e^-z), (q - u) / (1 - u) = q (1 - e^z)
@@ -169,14 +170,14 @@ def rebar(fp, objp, opts, aux, key, counter0, batch, work, g):
                 if b[i] == 1.0:
                     up, one_minus_up = q + p * w, p * (1.0 - w)
                     dzt = p * w / up
-                    zt = fp[i] + math.log(up) - math.log(one_minus_up)
+                    zt = fp[i] + fastmath.log(up) - fastmath.log(one_minus_up)
                 else:
                     one_minus_up = p + q * (1.0 - w)  # 1 - q v without cancellation
                     dzt = q * (1.0 - w) / one_minus_up
-                    zt = fp[i] + math.log(q) + math.log(w) - math.log(one_minus_up)
+                    zt = fp[i] + fastmath.log(q) + fastmath.log(w) - fastmath.log(one_minus_up)
             a = zt / tau
-            y[i] = _sigmoid(a)
-            dy[i] = _sigmoid(a) * _sigmoid(-a) / tau * dzt  # d s(zt_i) / dphi_i
+            y[i] = sigmoid(a)
+            dy[i] = sigmoid(a) * sigmoid(-a) / tau * dzt  # d s(zt_i) / dphi_i
         ft = obj(y, objp, v)  # v = grad f at s(zt)
         for i in range(d):
             score = aux[d + i] if b[i] == 1.0 else -aux[i]  # b - p, as q when b = 1

@@ -14,10 +14,10 @@ its own; its exact moments are conditional moments given the class
 (:func:`gradvar.truth.gumbel_rao_moments`).
 """
 
-import math
-
 import numpy as np
 
+from gradvar.kernels import fastmath
+from gradvar.kernels.fastmath import sigmoid
 from gradvar.kernels.jit import kernel
 from gradvar.kernels.layout import STATE, H, S, V, X
 from gradvar.kernels.rng import stream_id, substream, uniform
@@ -27,14 +27,6 @@ from gradvar.model.registry import estimator
 noise = score = path = vjp = obj = None  # bound per combination by the engine
 
 RAO_STREAM = stream_id("gumbel-rao")
-
-
-@kernel
-def _sigmoid(a):
-    if a >= 0.0:
-        return 1.0 / (1.0 + math.exp(-a))
-    e = math.exp(a)
-    return e / (1.0 + e)
 
 
 @kernel
@@ -50,10 +42,12 @@ def _class_of(x, p):
 
 @kernel
 def _softmax_gaps(d, tau, y, p):
-    """y = softmax(d / tau) for gaps d <= 0 (one of them 0: no overflow)."""
+    """y = softmax(d / tau) for gaps d <= 0 (one of them 0: no overflow); the exp loop
+    vectorises (no reduction in it)."""
+    for j in range(p):
+        y[j] = fastmath.exp(d[j] / tau)
     total = 0.0
     for j in range(p):
-        y[j] = math.exp(d[j] / tau)
         total += y[j]
     for j in range(p):
         y[j] /= total
@@ -96,7 +90,7 @@ def st(fp, objp, opts, aux, key, counter0, batch, work, g):
         score(fp, st_, x, s)
         obj(x, objp, v)
         if p == 1:
-            g[0] += _sigmoid(fp[0] / tau) * _sigmoid(-fp[0] / tau) * v[0] / tau
+            g[0] += sigmoid(fp[0] / tau) * sigmoid(-fp[0] / tau) * v[0] / tau
         else:
             top = fp[0]
             for j in range(1, p):
@@ -131,9 +125,9 @@ def reinmax(fp, objp, opts, aux, key, counter0, batch, work, g):
         obj(x, objp, v)
         if p == 1:
             b = x[0]
-            q0 = 0.5 * (b + _sigmoid(fp[0] / tau))
-            q1 = 0.5 * (1.0 - b + _sigmoid(-fp[0] / tau))  # 1 - q0 without cancellation
-            g[0] += (2.0 * q0 * q1 - 0.5 * _sigmoid(fp[0]) * _sigmoid(-fp[0])) * v[0]
+            q0 = 0.5 * (b + sigmoid(fp[0] / tau))
+            q1 = 0.5 * (1.0 - b + sigmoid(-fp[0] / tau))  # 1 - q0 without cancellation
+            g[0] += (2.0 * q0 * q1 - 0.5 * sigmoid(fp[0]) * sigmoid(-fp[0])) * v[0]
         else:
             top = fp[0]
             for j in range(1, p):
@@ -171,7 +165,10 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
     with v ~ U(0, 1)^K and E = -log v, z_i = -log E_i, z_j = -log(E_j / pi_j + E_i); the
     kernel uses the gaps z_j - z_i = -log1p(E_j / (pi_j E_i)).  The uniforms of sample n come
     from the estimator's own stream at counters n W + k K + j, W = K' K.  The softmax of
-    the gaps is computed as y_j = q_j^(1 / tau) / sum, q_j = E_i / (E_j / pi_j + E_i) <= 1.
+    the gaps is e_j / T, e_j = exp(-log1p(E_j / (pi_j E_i)) / tau), e_i = 1, T = sum e, with
+    the inline log, log1p and exp of :mod:`gradvar.kernels.fastmath` over every class in one
+    loop (the draw at j = i is wasted, so that the loop has no branch and vectorises), and
+    J(e / T)^T v = e (v - e.v / T) / (T tau) without normalising e first.
     """
     x, st_, v, s, y = work[X], work[STATE], work[V], work[S], work[H]
     tau, p = opts[TAU], g.shape[0]
@@ -189,26 +186,28 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
         i = _class_of(x, p)
         base = n * width
         for r in range(rao):
-            ei = -math.log(uniform(own, base + r * k + i))
+            ei = -fastmath.log_normal(uniform(own, base + r * k + i))
             if p == 1:  # a = z0 - z1, y0 = sigmoid(a / tau)
-                ej = -math.log(uniform(own, base + r * k + 1 - i))
+                ej = -fastmath.log_normal(uniform(own, base + r * k + 1 - i))
                 if i == 0:
-                    a = math.log1p(ej / (_sigmoid(-fp[0]) * ei))
+                    a = fastmath.log1p(ej / (sigmoid(-fp[0]) * ei))
                 else:
-                    a = -math.log1p(ej / (fp[1] * ei))
-                g[0] += _sigmoid(a / tau) * _sigmoid(-a / tau) * v[0] / (tau * rao)
-            else:  # exp((z_j - z_i) / tau) = q^(1 / tau), q = E_i / (E_j / pi_j + E_i):
-                total = 1.0  # one pow instead of a log and an exp (libm-bound loop)
+                    a = -fastmath.log1p(ej / (fp[1] * ei))
+                g[0] += sigmoid(a / tau) * sigmoid(-a / tau) * v[0] / (tau * rao)
+            else:  # exp((z_j - z_i) / tau) = exp(-log1p(E_j / (pi_j E_i)) / tau), y_i = 1:
+                for j in range(p):  # every class, i too (then overwritten): packed
+                    ej = -fastmath.log_normal(uniform(own, base + r * k + j))
+                    y[j] = fastmath.exp(-inv_tau * fastmath.log1p(ej / (fp[p + j] * ei)))
+                y[i] = 1.0
+                total = 0.0  # unnormalised: J(y / T)^T v = y (v - y.v / T) / (T tau)
+                yv = 0.0
                 for j in range(p):
-                    if j == i:
-                        y[j] = 1.0
-                    else:
-                        ej = -math.log(uniform(own, base + r * k + j))
-                        y[j] = math.pow(ei / (ej / fp[p + j] + ei), inv_tau)
-                        total += y[j]
+                    total += y[j]
+                    yv += y[j] * v[j]
+                yv /= total
+                w = 1.0 / (total * tau * rao)
                 for j in range(p):
-                    y[j] /= total
-                _add_jt(y, v, tau, 1.0 / rao, g, p)
+                    g[j] += w * y[j] * (v[j] - yv)
     _finish(g, batch)
 
 

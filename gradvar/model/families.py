@@ -11,6 +11,8 @@ import math
 
 import numpy as np
 
+from gradvar.kernels import fastmath
+from gradvar.kernels.fastmath import sigmoid
 from gradvar.kernels.jit import kernel
 from gradvar.kernels.rng import ZIGGURAT, gumbel, logistic, normal
 from gradvar.model.registry import Family, Param, register_family
@@ -132,16 +134,17 @@ def categorical_score(fp, state, x, s):
 
 @kernel
 def categorical_path(fp, tau, state, y, h):
-    """y = softmax((o + G) / tau), computed stably; h = onehot(argmax(o + G))."""
+    """y = softmax((o + G) / tau), computed stably (exponents shifted by max(o + G) <= 0);
+    h = onehot(argmax(o + G)).  The exp loop has no reduction in it, so it vectorises."""
     k = state.shape[0]
     i = _argmax_perturbed(fp, state, k)
     top = fp[i] + state[i]
+    for j in range(k):
+        y[j] = fastmath.exp((fp[j] + state[j] - top) / tau)
+        h[j] = 0.0
     total = 0.0
     for j in range(k):
-        e = math.exp((fp[j] + state[j] - top) / tau)
-        y[j] = e
-        total += e
-        h[j] = 0.0
+        total += y[j]
     for j in range(k):
         y[j] /= total
     h[i] = 1.0
@@ -236,18 +239,10 @@ def bernoulli_score(fp, state, x, s):
 
 
 @kernel
-def _sigmoid(a):
-    if a >= 0.0:
-        return 1.0 / (1.0 + math.exp(-a))
-    e = math.exp(a)
-    return e / (1.0 + e)
-
-
-@kernel
 def bernoulli_path(fp, tau, state, y, h):
     """Binary Concrete: y = sigmoid((phi + L) / tau); h = 1[phi + L > 0]."""
     a = fp[0] + state[0]
-    y[0] = _sigmoid(a / tau)
+    y[0] = sigmoid(a / tau)
     h[0] = 1.0 if a > 0.0 else 0.0
 
 
@@ -255,7 +250,7 @@ def bernoulli_path(fp, tau, state, y, h):
 def bernoulli_vjp(fp, tau, state, y, v, g):
     """dy/dphi = y (1 - y) / tau, with 1 - y computed as sigmoid(-a / tau) for accuracy."""
     a = (fp[0] + state[0]) / tau
-    g[0] += v[0] * _sigmoid(a) * _sigmoid(-a) / tau
+    g[0] += v[0] * sigmoid(a) * sigmoid(-a) / tau
 
 
 def _expit(phi):
@@ -345,7 +340,7 @@ def multibernoulli_path(fp, tau, state, y, h):
     """Independent binary Concretes: y_i = sigmoid((phi_i + L_i) / tau); h_i = b_i."""
     for i in range(state.shape[0]):
         a = fp[i] + state[i]
-        y[i] = _sigmoid(a / tau)
+        y[i] = sigmoid(a / tau)
         h[i] = 1.0 if a > 0.0 else 0.0
 
 
@@ -354,7 +349,7 @@ def multibernoulli_vjp(fp, tau, state, y, v, g):
     """dy_i/dphi_i = y_i (1 - y_i) / tau (diagonal), 1 - y_i as sigmoid(-a_i / tau)."""
     for i in range(state.shape[0]):
         a = (fp[i] + state[i]) / tau
-        g[i] += v[i] * _sigmoid(a) * _sigmoid(-a) / tau
+        g[i] += v[i] * sigmoid(a) * sigmoid(-a) / tau
 
 
 def _multibernoulli_logits(values):
