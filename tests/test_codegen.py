@@ -168,6 +168,7 @@ print(json.dumps(dict(features=[found.nrt_off, found.stack_scratch], runs=runs, 
 """
 
 
+@pytest.mark.slow  # a fresh interpreter compiling every fallback: ~30 s
 def test_numba_without_the_private_internals_falls_back_to_the_same_numbers(tmp_path):
     """If ``_nrt=False`` or the stack-scratch intrinsic fail (a newer Numba), the kernels are
     compiled without them, after one note each, and give the same moments bit for bit."""
