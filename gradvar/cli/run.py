@@ -40,7 +40,7 @@ Examples:
     "--resume",
     is_flag=True,
     help="Continue interrupted runs from their DIR.partial/ "
-    "(compare and sweep-tau save finished cells as they go).",
+    "(every command saves finished work as it goes: cells, trajectories, draws).",
 )
 @common.trust_plugins_option
 @common.scheduler_option
