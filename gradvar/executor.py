@@ -277,7 +277,7 @@ class Cluster:
             "workers": len(workers),
             "worker_info": workers,
             "engine_threads": self.threads,
-            "cells": self.cells,
+            "cells": sorted(self.cells, key=lambda c: c["cell"]),  # not completion order
         }
 
     def outcomes(self, plan, indices, progress=None):

@@ -245,7 +245,9 @@ def _clear(folder):
 
 
 @contextmanager
-def atomic_folder(target, force=False, resume=False, keep_on_interrupt=False, unique=False):
+def atomic_folder(
+    target, force=False, resume=False, keep_on_interrupt=False, unique=False, work=None
+):
     """Yield a temporary folder that becomes ``target`` when the block finishes.
 
     Parameters
@@ -260,6 +262,10 @@ def atomic_folder(target, force=False, resume=False, keep_on_interrupt=False, un
     keep_on_interrupt : bool
         On Ctrl-C (KeyboardInterrupt) keep ``DIR.partial/`` so that a resumable command can
         continue from it; ``DIR`` itself is never created half-written.
+    work : str, optional
+        With ``keep_on_interrupt``: the sub-folder of ``DIR.partial/`` holding finished work;
+        on any other error too ``DIR.partial/`` is kept once that sub-folder holds a file
+        (finished work is never lost).
     unique : bool
         ``target`` is a default name: if another run has taken it meanwhile, use the next
         free ``NAME-2``, ``NAME-3``, ... (the yielded folder's name says which).
@@ -305,7 +311,8 @@ def atomic_folder(target, force=False, resume=False, keep_on_interrupt=False, un
             (partial / OWNER).unlink(missing_ok=True)
             _commit(partial, target, force)
         except BaseException as err:
-            if keep_on_interrupt and isinstance(err, KeyboardInterrupt):
+            finished = work is not None and holds_files(partial / work)
+            if keep_on_interrupt and (isinstance(err, KeyboardInterrupt) or finished):
                 raise
             shutil.rmtree(partial, ignore_errors=True)
             for parent in created:
@@ -316,6 +323,12 @@ def atomic_folder(target, force=False, resume=False, keep_on_interrupt=False, un
             raise
     finally:
         os.close(fd)
+
+
+def holds_files(folder):
+    """True when ``folder`` exists and holds at least one file (at any depth)."""
+    folder = Path(folder)
+    return folder.is_dir() and any(p.is_file() for p in folder.rglob("*"))
 
 
 def _commit(partial, target, force):

@@ -2,6 +2,7 @@
 special values the kernels rely on, and the packed (vectorised) code the loops compile to."""
 
 import math
+import os
 import re
 
 import mpmath
@@ -217,3 +218,22 @@ def test_class_loops_compile_to_packed_instructions_without_libm_calls():
         packed = re.findall(rf"\bv(?:mul|add|sub|div)pd\s[^\n]*%{reg}", asm)
         assert len(packed) >= 10, func
         assert not re.search(r"\$(log|log1p|exp|pow)\b", asm), func
+
+
+def test_special_values_without_the_jit_too():
+    """Under NUMBA_DISABLE_JIT (every kernel must run as Python) the special values are the
+    compiled ones: no ZeroDivisionError at log1p(-1), no int64(nan) in exp."""
+    import subprocess
+    import sys
+
+    code = (
+        "from gradvar.kernels import fastmath as f\n"
+        "print(f.log1p(-1.0), f.log1p(-2.0), f.exp(float('nan')), f.sigmoid(float('nan')), "
+        "f.log(0.0), f.exp(-1e4), f.exp(1e4))\n"
+    )
+    env = {**os.environ, "NUMBA_DISABLE_JIT": "1"}
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == ["-inf", "nan", "nan", "nan", "-inf", "0.0", "inf"]
+    compiled = [fastmath.log1p(-1.0), fastmath.exp(math.nan), fastmath.log(0.0)]
+    assert compiled[0] == -math.inf and math.isnan(compiled[1]) and compiled[2] == -math.inf

@@ -245,3 +245,40 @@ def test_stress_concurrent_writers_and_corrupt_resumes(tmp_path):
         assert proc.returncode == 0 and "recomputing" in err, err
         assert rows(out / "results.csv") == ref["0"]
         assert json.loads((out / "meta.json").read_text())["experiment"]["seed"] == 0
+
+
+def test_an_error_after_finished_cells_keeps_them_for_resume(cli, tmp_path, monkeypatch):
+    """Not only Ctrl-C: a run that fails (a lost scheduler, a plugin's error) once cells are
+    finished keeps DIR.partial/ and says so; --resume completes it to the whole run's bytes."""
+    from gradvar.studies import compare as api
+
+    assert cli(*SWEEP, "--out", "whole").exit_code == 0
+    real, calls = api.run_cell, []
+
+    def failing(plan, cell, progress=None, *args, **kwargs):
+        calls.append(cell)
+        if len(calls) == 3:
+            raise RuntimeError("the scheduler went away")
+        return real(plan, cell, progress, *args, **kwargs)
+
+    monkeypatch.setattr(api, "run_cell", failing)
+    result = cli(*SWEEP, "--out", "x")
+    assert result.exit_code == 1 and "the scheduler went away" in result.output
+    assert "2 finished cell(s) kept in" in result.output and "--resume" in result.output
+    assert (tmp_path / "x.partial" / "cells").is_dir() and not (tmp_path / "x").exists()
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    assert cli(*SWEEP, "--out", "x", "--resume").exit_code == 0
+    assert rows(tmp_path / "x" / "results.csv") == rows(tmp_path / "whole" / "results.csv")
+
+
+def test_an_error_before_any_finished_cell_leaves_nothing(cli, tmp_path, monkeypatch):
+    from gradvar.studies import compare as api
+
+    def failing(*args, **kwargs):
+        raise RuntimeError("broken at once")
+
+    monkeypatch.setattr(api, "run_cell", failing)
+    result = cli(*SWEEP, "--out", "x")
+    assert result.exit_code == 1 and "kept" not in result.output
+    assert not (tmp_path / "x.partial").exists() and not (tmp_path / "x").exists()

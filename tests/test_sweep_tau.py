@@ -88,7 +88,7 @@ def test_best_tau_minimises_the_mse_and_flags_the_grid_edge(small):
         rows = summary[summary.estimator == row.estimator]
         assert row.mse == rows.mse.min() and row.tau == rows.loc[rows.mse.idxmin(), "tau"]
     text = cli_sweep_tau.format_best(best)
-    assert "gumbel-softmax" in text and "sf-baseline" in text and "best tau" in text
+    assert "gumbel-softmax" in text and "sf-baseline" in text and "grid tau" in text
     # a grid that stops before the optimum (about 1.6): the minimum sits on its edge
     _, edge = gradvar.sweep_tau(tau="0.01,0.1", reference="", samples=2000)
     assert sweeptau.best_tau(edge).at_grid_edge.all()
@@ -152,7 +152,7 @@ def test_command_writes_the_folder_and_prints_the_best_tau(cli, tmp_path):
     out = tmp_path / "sweep"
     result = cli("sweep-tau", "--tau", "log:0.1:10:4", "--samples", "3000", "--quiet", "--out", out)
     assert result.exit_code == 0, result.output
-    assert "best tau" in result.output and "gumbel-softmax" in result.output
+    assert "grid tau" in result.output and "gumbel-softmax" in result.output
     assert "sf-baseline (mean)" in result.output
     files = {p.name for p in out.iterdir()}
     assert files == {

@@ -129,7 +129,7 @@ def format_best(best):
     """The best-tau table as text (what ``gradvar sweep-tau`` prints)."""
     header = [
         "estimator",
-        "best tau",
+        "grid tau",
         "fitted tau [95% CI]",
         "bias^2",
         "variance",
@@ -166,9 +166,10 @@ def format_best(best):
 
     text = [fmt(header), fmt(["-" * w for w in widths])] + [fmt(line) for line in lines]
     return "\n".join(text) + (
-        "\n(best tau: the grid point of least MSE; fitted: the vertex of a parabola in log MSE"
-        " against log tau\n around it, with a jackknife interval over the engine's groups of"
-        " estimates; bias^2 debiased:\n ||mean - exact||^2 - total_var / n, floored at 0)"
+        "\n(grid tau: the grid point of least MSE; fitted: best_tau in best_tau.csv, the vertex"
+        " of a parabola in log MSE\n against log tau around it, with a jackknife interval over"
+        " the engine's groups of estimates;\n bias^2 debiased: ||mean - exact||^2 - total_var"
+        " / n, floored at 0)"
     )
 
 

@@ -126,7 +126,9 @@ def log(x):
 def log1p(x):
     """log(1 + x), within 1 ulp (module docstring); log1p(-1) = -inf, log1p(x < -1) = nan."""
     u = 1.0 + x
-    c = (x - (u - 1.0) if u < 2.0 else 1.0 - (u - x)) / u  # (1 + x - u) / u
+    # (1 + x - u) / u; u = 0 (x = -1) is replaced by the result below (no division by 0
+    # under NUMBA_DISABLE_JIT either)
+    c = (x - (u - 1.0) if u < 2.0 else 1.0 - (u - x)) / (u if u != 0.0 else 1.0)
     e, f = _log_reduce(u)
     k = float(e)
     s, hfsq, r = _log_tail(f)
@@ -144,7 +146,7 @@ def exp(x):
     p = P4 + r * (P5 + r * (P6 + r * (P7 + r * p)))
     p = P0 + r * (P1 + r * (P2 + r * (P3 + r * p)))
     er = 1.0 + (r + r * r * p)
-    k = np.int64(kf)
+    k = np.int64(kf if x == x else 0.0)  # nan is returned below; int64(nan) would raise
     k1 = k >> np.int64(1)
     scale1 = _double((k1 + BIAS) << S52)
     scale2 = _double((k - k1 + BIAS) << S52)

@@ -19,6 +19,7 @@ Keys of a multi-word option are spelled as on the command line (``no-plot``,
 ``train-positions``); the Python API spells them with underscores.
 """
 
+import os
 import shutil
 import sys
 import time
@@ -294,6 +295,7 @@ def run_into_folder(prepared, progress=None):
                 resume=prepared.resume,
                 keep_on_interrupt=keep,
                 unique=prepared.unique,
+                work=CELLS,
             ) as tmp,
         ):
             prepared.target = tmp.with_name(tmp.name[: -len(io.PARTIAL_SUFFIX)])
@@ -338,6 +340,15 @@ def run_into_folder(prepared, progress=None):
             raise
         partial = io.partial_path(prepared.target)
         raise Interrupted(partial, study.kept(spec, partial / CELLS)) from None
+    except Exception:
+        partial = io.partial_path(prepared.target)
+        if keep and io.holds_files(partial / CELLS):  # kept by atomic_folder: say so
+            print(
+                f"note: the run failed; {study.kept(spec, partial / CELLS)} kept in "
+                f"{partial}{os.sep}: run the same command with --resume to continue",
+                file=sys.stderr,
+            )
+        raise
     return files, tables
 
 

@@ -235,7 +235,8 @@ def best_tau(summary):
     and the fitted best tau with its 95% interval (:func:`fitted_best_tau`) from the
     delete-one-group MSE replicates of the ``mse_jackknife`` column (NaN without it: a
     folder written before it existed).  ``at_grid_edge`` is True when the minimum sits on
-    the first or last grid point, so the true optimum may lie outside the grid.
+    the first or last grid point with a finite MSE, so the true optimum may lie outside the
+    grid (or beyond a point whose MSE is not finite).
     """
     summary = summary.assign(
         _replicates=_parse_replicates(summary.get(api.JACKKNIFE, [""] * len(summary)))
@@ -251,10 +252,12 @@ def best_tau(summary):
             i = int(np.argmin(finite["mse"].to_numpy()))
             row = finite.iloc[i].copy()
             swept = row["role"] == "swept"
+            # an edge of the grid, or of its finite part (beyond a non-finite MSE the curve
+            # is unknown, so the optimum may lie there)
             row["at_grid_edge"] = bool(
                 swept
                 and len(group) > 1
-                and row["tau"] in (group["tau"].iloc[0], group["tau"].iloc[-1])
+                and row["tau"] in (finite["tau"].iloc[0], finite["tau"].iloc[-1])
             )
             if swept:
                 row["best_tau"], row["best_tau_low"], row["best_tau_high"] = fitted_best_tau(

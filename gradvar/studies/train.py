@@ -348,6 +348,9 @@ def validate(
     if any(s < 0 for s in seeds):
         raise SpecError("seed must be >= 0")
     seeds = [spec.check_seed(s) for s in seeds]
+    repeated = sorted({s for s in seeds if seeds.count(s) > 1})
+    if repeated:  # a trajectory is keyed by (estimator, seed): the same seed twice is one run
+        raise SpecError(f"seed {repeated[0]} is given twice: each seed is one trajectory")
     spec.check_size(steps, "steps", spec.MAX_STEPS)
     if not (math.isfinite(lr) and lr > 0):
         raise SpecError(f"lr must be finite and > 0, got {lr}")
@@ -446,6 +449,12 @@ class Train(Study):
     name = "train"
     KEYS = ("problem", "estimator", "seed", "steps", "lr", "optimizer", "batch", "tau", "eta")
     resumable = True  # one checkpoint per finished trajectory
+
+    def kept(self, spec, cells):
+        from gradvar import io
+
+        done = len(list(cells.glob(f"*{io.CHECK_SUFFIX}"))) if cells.is_dir() else 0
+        return f"{done} finished trajectory(ies)"
 
     def allowed_keys(self):
         return {*self.KEYS, "baseline", "train-positions", "no-plot"}
