@@ -325,26 +325,27 @@ class Cluster:
             if left[k] == 0:
                 yield self._gather(*pending[k])
 
-    def map_ordered(self, fn, args_list, progress=None):
-        """Yield ``(k, fn(*args_list[k]))`` on the workers as each finishes (``fn`` a
-        module-level function of picklable arguments); ``progress(1)`` per finished call.
-        Ctrl-C (or an error) cancels what has not finished (:meth:`__exit__`)."""
+    def map_ordered(self, fn, calls, progress=None):
+        """Yield ``(index, fn(*args))`` on the workers for ``calls`` ({index: args}) as each
+        finishes (``fn`` a module-level function of picklable arguments); ``progress(1)``
+        per finished call; meta.json's ``cells`` records each index.  Ctrl-C (or an error)
+        cancels what has not finished (:meth:`__exit__`)."""
         import distributed
 
         submit = self.client.submit
-        futures = [
-            submit(run_call, fn, args, self.threads, self.plugins, pure=False) for args in args_list
-        ]
-        position = {f: k for k, f in enumerate(futures)}
-        self.futures.update(futures)
-        done = distributed.as_completed(futures, loop=self.client.loop, with_results=True)
+        index = {
+            submit(run_call, fn, args, self.threads, self.plugins, pure=False): i
+            for i, args in calls.items()
+        }
+        self.futures.update(index)
+        done = distributed.as_completed(list(index), loop=self.client.loop, with_results=True)
         for future, (result, worker, seconds) in done:
             self.futures.discard(future)
-            k = position[future]
-            self.cells.append({"cell": k, "workers": [worker], "seconds": round(seconds, 4)})
+            i = index[future]
+            self.cells.append({"cell": i, "workers": [worker], "seconds": round(seconds, 4)})
             if progress is not None:
                 progress(1)
-            yield k, result
+            yield i, result
 
     def _submit(self, plan, cell, units):
         """Submit a cell's truth task and the blocks of its units: (truth, {key: blocks})."""

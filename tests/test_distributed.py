@@ -322,7 +322,11 @@ def test_train_ctrl_c_on_a_cluster_keeps_trajectories_and_resumes(tmp_path, clus
         base.run_into_folder(prepared(target, scheduler=cluster))
     assert stop.value.kept == "1 finished cell(s)" and not target.exists()
     monkeypatch.setattr(io, "write_checked", real)
+    saved = list((stop.value.partial / base.CELLS).glob(f"run*{io.CHECK_SUFFIX}"))
+    kept = int(saved[0].name[3:8])  # whichever trajectory finished first
     ticks = []
     base.run_into_folder(prepared(target, resume=True, scheduler=cluster), ticks.append)
     assert sum(ticks) == 4
+    cells = json.loads((target / "meta.json").read_text())["scheduler"]["cells"]
+    assert sorted(c["cell"] for c in cells) == sorted({0, 1, 2, 3} - {kept})
     same_tables(tmp_path / "local", target, ("results",))

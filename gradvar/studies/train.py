@@ -468,11 +468,11 @@ def run_trajectories(v, on_step=None, checkpoint=None, progress=None, cluster=No
             finish(i, _run_one(v, *runs[i], on_step))
     else:
         plain = dict(v, prob=v["prob"].name, ests=None)
-        calls = [(plain, runs[i][0].name, runs[i][1]) for i in todo]
-        for k, table in cluster.map_ordered(run_named, calls):
+        calls = {i: (plain, runs[i][0].name, runs[i][1]) for i in todo}
+        for i, table in cluster.map_ordered(run_named, calls):
             if on_step is not None:
                 replay_steps(table, on_step)
-            finish(todo[k], table)
+            finish(i, table)
     return pd.concat(parts, ignore_index=True)
 
 
