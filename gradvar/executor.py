@@ -18,6 +18,9 @@ worker processes (``local``, ``local:N``), and :meth:`Cluster.outcomes` runs a p
   done: the checkpoints of ``--resume`` and the tables
   (in cell order) are those of the local run.
 
+:meth:`Cluster.map_ordered` runs one call of a module-level function per task instead (the
+trajectories of ``train``), yielding each result as it finishes.
+
 A lost worker costs only time: Dask reruns its tasks elsewhere and they compute the same
 numbers.  Each worker runs one task at a time per Dask thread (give a worker one per core:
 ``dask worker``'s default), each task with ``--threads`` engine threads (default 1; on a
@@ -125,6 +128,20 @@ def run_block(task, threads=1, truth=None):
         task = replace(task, exact_grad=tuple(float(v) for v in truth["exact_grad"]))
     mom = task.run()
     return mom, get_worker().address, time.perf_counter() - t0
+
+
+def run_call(fn, args, threads=1, plugins=()):
+    """``fn(*args)`` on a worker (after importing the run's ``plugins``): (result, worker,
+    seconds), for :meth:`Cluster.map_ordered`."""
+    from distributed import get_worker
+
+    from gradvar import engine
+
+    t0 = time.perf_counter()
+    _engine_threads(threads)
+    engine.load_plugins(plugins)
+    result = fn(*args)
+    return result, get_worker().address, time.perf_counter() - t0
 
 
 def run_truth(tasks, relaxed):
@@ -307,6 +324,28 @@ class Cluster:
             left[k] -= 1
             if left[k] == 0:
                 yield self._gather(*pending[k])
+
+    def map_ordered(self, fn, calls, progress=None):
+        """Yield ``(index, fn(*args))`` on the workers for ``calls`` ({index: args}) as each
+        finishes (``fn`` a module-level function of picklable arguments); ``progress(1)``
+        per finished call; meta.json's ``cells`` records each index.  Ctrl-C (or an error)
+        cancels what has not finished (:meth:`__exit__`)."""
+        import distributed
+
+        submit = self.client.submit
+        index = {
+            submit(run_call, fn, args, self.threads, self.plugins, pure=False): i
+            for i, args in calls.items()
+        }
+        self.futures.update(index)
+        done = distributed.as_completed(list(index), loop=self.client.loop, with_results=True)
+        for future, (result, worker, seconds) in done:
+            self.futures.discard(future)
+            i = index[future]
+            self.cells.append({"cell": i, "workers": [worker], "seconds": round(seconds, 4)})
+            if progress is not None:
+                progress(1)
+            yield i, result
 
     def _submit(self, plan, cell, units):
         """Submit a cell's truth task and the blocks of its units: (truth, {key: blocks})."""

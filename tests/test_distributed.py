@@ -261,3 +261,72 @@ def test_a_64_cell_sweep_on_a_cluster_gives_the_local_bytes(cli, tmp_path, clust
     assert cli(*args, "--out", "local").exit_code == 0
     assert cli(*args, "--out", "remote", "--scheduler", cluster).exit_code == 0
     same_tables(tmp_path / "local", tmp_path / "remote")
+
+
+TRAIN = ["train", "--problem", "bernoulli-toy", "--estimator", "sf,relax", "--seed", "0,1"]
+TRAIN += ["--steps", "3", "--no-plot", "-q"]
+
+
+def test_train_on_a_cluster_gives_the_local_bytes(cli, tmp_path, cluster, monkeypatch):
+    local = cli(*TRAIN, "--out", "local")
+    assert local.exit_code == 0, local.output
+    from gradvar.kernels import codegen
+
+    monkeypatch.setattr(codegen, "compiled", None)  # the client compiles nothing: it would fail
+    remote = cli(*TRAIN, "--out", "remote", "--scheduler", cluster)
+    assert remote.exit_code == 0, remote.output
+    same_tables(tmp_path / "local", tmp_path / "remote", ("results",))
+    sched = json.loads((tmp_path / "remote" / "meta.json").read_text())["scheduler"]
+    assert sched["workers"] == 2 and sorted(c["cell"] for c in sched["cells"]) == [0, 1, 2, 3]
+
+
+def test_run_sends_a_train_experiment_to_the_cluster(cli, tmp_path, cluster):
+    (tmp_path / "t.toml").write_text('command = "train"\nsteps = 1\nno-plot = true\n')
+    result = cli("run", "t.toml", "--scheduler", cluster, "-q")
+    assert result.exit_code == 0 and "runs here" not in result.output, result.output
+    assert json.loads((tmp_path / "results" / "t" / "meta.json").read_text())["scheduler"]
+
+
+def test_train_from_python_on_a_cluster_and_its_steps(cluster):
+    from gradvar import train
+
+    kw = dict(problem="bump", estimator="exact,gumbel-softmax", seed="0,1", steps=2)
+    steps, remote_steps = [], []
+    a = train(**kw, on_step=lambda *s: steps.append((*s[:3], s[3]["m"][0], s[4])))
+    on_remote = lambda *s: remote_steps.append((*s[:3], s[3]["m"][0], s[4]))  # noqa: E731
+    b = train(**kw, on_step=on_remote, scheduler=cluster)
+    assert a.to_csv() == b.to_csv()
+    assert sorted(remote_steps) == sorted(steps) and len(steps) == 4 * 3
+
+
+def test_train_ctrl_c_on_a_cluster_keeps_trajectories_and_resumes(tmp_path, cluster, monkeypatch):
+    from gradvar import io
+
+    def prepared(out, resume=False, scheduler=None):
+        experiment = {"command": "train", "problem": "bernoulli-toy", "estimator": "sf,relax"}
+        experiment.update(seed="0,1", steps=3, **{"no-plot": True})
+        return base.prepare(study("train"), experiment, out, True, resume, "test", scheduler)
+
+    base.run_into_folder(prepared(tmp_path / "local"))
+    target = tmp_path / "remote"
+    real, calls = io.write_checked, []
+
+    def interrupted(*args, **kwargs):  # Ctrl-C while the second finished trajectory is saved
+        calls.append(1)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(io, "write_checked", interrupted)
+    with pytest.raises(base.Interrupted) as stop:
+        base.run_into_folder(prepared(target, scheduler=cluster))
+    assert stop.value.kept == "1 finished cell(s)" and not target.exists()
+    monkeypatch.setattr(io, "write_checked", real)
+    saved = list((stop.value.partial / base.CELLS).glob(f"run*{io.CHECK_SUFFIX}"))
+    kept = int(saved[0].name[3:8])  # whichever trajectory finished first
+    ticks = []
+    base.run_into_folder(prepared(target, resume=True, scheduler=cluster), ticks.append)
+    assert sum(ticks) == 4
+    cells = json.loads((target / "meta.json").read_text())["scheduler"]["cells"]
+    assert sorted(c["cell"] for c in cells) == sorted({0, 1, 2, 3} - {kept})
+    same_tables(tmp_path / "local", target, ("results",))

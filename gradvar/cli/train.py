@@ -74,6 +74,7 @@ Examples:
 )
 @common.output_options
 @common.resume_option
+@common.scheduler_option
 def train_command(
     problem,
     estimator,
@@ -91,6 +92,7 @@ def train_command(
     quiet,
     no_plot,
     resume,
+    scheduler,
 ):
     """Gradient ascent or descent driven by each estimator.
 
@@ -103,7 +105,8 @@ def train_command(
     relax (bernoulli-toy) trains its control variate (eta, log tau and a 10-unit tanh
     network) by the same optimizer on the square of its own estimate; cv_tau and cv_eta
     are the values each step used.  Ctrl-C keeps the finished trajectories (estimator x
-    seed) in DIR.partial/; --resume continues from the next one.
+    seed) in DIR.partial/; --resume continues from the next one.  With --scheduler each
+    trajectory is one task on the cluster.
     """
     experiment = common.experiment_of(
         "train",
@@ -122,10 +125,10 @@ def train_command(
             no_plot=no_plot,
         ),
     )
-    execute(experiment, out=out, force=force, quiet=quiet, resume=resume)
+    execute(experiment, out=out, force=force, quiet=quiet, resume=resume, scheduler=scheduler)
 
 
-def execute(experiment, out=None, force=False, quiet=False, resume=False):
+def execute(experiment, out=None, force=False, quiet=False, resume=False, scheduler=None):
     """Run a training experiment (also from ``gradvar run``); the bump problem prints m
     after each step."""
 
@@ -145,6 +148,7 @@ def execute(experiment, out=None, force=False, quiet=False, resume=False):
         resume=resume,
         table=lambda t: summary_table(t["results"]),
         on_step=on_step,
+        scheduler=scheduler,
     )
 
 

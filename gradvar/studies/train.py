@@ -18,7 +18,9 @@ RELAX authors' toy); ``cv_tau`` and ``cv_eta`` record the values each step used.
 With a checkpoint folder (``gradvar train`` runs into DIR.partial/), each finished trajectory
 (estimator x seed) is saved there and read back, so Ctrl-C keeps them and ``--resume``
 continues with the next one (a trajectory is the unit: the optimizers' state is not saved
-mid-way); the resumed table equals the uninterrupted one byte for byte.
+mid-way); the resumed table equals the uninterrupted one byte for byte.  On a Dask cluster
+(``--scheduler``) each trajectory is one task (:meth:`gradvar.executor.Cluster.map_ordered`),
+saved as it comes back and assembled in the local order: the same table.
 """
 
 import math
@@ -403,36 +405,77 @@ def _run_one(v, est, seed, on_step):
     return pd.DataFrame(rows, columns=COLUMNS)
 
 
-def run_trajectories(v, on_step=None, checkpoint=None):
-    """Every (estimator, seed) trajectory of validated options ``v`` (see :func:`validate`).
+def run_named(v, estimator, seed):
+    """One trajectory from plain arguments (what a Dask task carries): ``v`` with the
+    problem's name for ``prob`` and no ``ests``, the estimator's name."""
+    v = dict(v, prob=PROBLEMS[v["prob"]])
+    return _run_one(v, registry.ESTIMATORS[estimator], seed, None)
+
+
+def replay_steps(table, on_step):
+    """Call ``on_step`` for every step of a trajectory run elsewhere, from its rows."""
+    for step, rows in table.groupby("step", sort=True):
+        params = {}
+        for name, value in zip(rows["param"], rows["value"], strict=True):
+            params.setdefault(name.partition("[")[0], []).append(value)
+        params = {k: np.array(v) for k, v in params.items()}
+        row = rows.iloc[0]
+        on_step(row["estimator"], int(row["seed"]), int(step), params, float(row["objective"]))
+
+
+def run_trajectories(v, on_step=None, checkpoint=None, progress=None, cluster=None):
+    """Every (estimator, seed) trajectory of validated options ``v`` (see :func:`validate`),
+    in that order; ``progress(1)`` after each.
 
     With ``checkpoint`` (a folder), each finished trajectory is saved there (CSV and check
-    file) and read back; trajectories already saved are read instead of run again.
+    file) and read back; trajectories already saved are read instead of run again.  With
+    ``cluster`` (a :class:`gradvar.executor.Cluster`) each trajectory is one task on its
+    workers, saved as it comes back (``on_step`` replayed from its rows).
     """
-    runs = [(est, s) for est in v["ests"] for s in v["seeds"]]
-    if checkpoint is None:
-        return pd.concat([_run_one(v, e, s, on_step) for e, s in runs], ignore_index=True)
     from gradvar import io
 
-    checkpoint = Path(checkpoint)
-    checkpoint.mkdir(parents=True, exist_ok=True)
-    parts = []
-    for i, (est, seed) in enumerate(runs):
-        done, check = (
-            checkpoint / f"run{i:05d}.results.csv",
-            checkpoint / f"run{i:05d}{io.CHECK_SUFFIX}",
-        )
+    runs = [(est, s) for est in v["ests"] for s in v["seeds"]]
+    parts = [None] * len(runs)
+    if checkpoint is not None:
+        checkpoint = Path(checkpoint)
+        checkpoint.mkdir(parents=True, exist_ok=True)
+    files = [
+        (checkpoint / f"run{i:05d}.results.csv", checkpoint / f"run{i:05d}{io.CHECK_SUFFIX}")
+        for i in range(len(runs) if checkpoint is not None else 0)
+    ]
+
+    def finish(i, table):
+        if checkpoint is not None:
+            done, check = files[i]
+            io.write_checked(check, {done: table})  # check file last
+            table = io.read_checked(check, [done])[0]  # read back: a resumed run, same bytes
+        parts[i] = table
+        if progress is not None:
+            progress(1)
+
+    for i, (done, check) in enumerate(files):
         saved = io.read_checked(check, [done]) if check.exists() else None
-        if saved is None:
-            if check.exists() or done.exists():
-                print(
-                    f"note: {check.parent / check.stem} failed its check (rows and hash); "
-                    "recomputing it",
-                    file=sys.stderr,
-                )
-            io.write_checked(check, {done: _run_one(v, est, seed, on_step)})  # check file last
-            saved = io.read_checked(check, [done])  # read back: a resumed run gives the same bytes
-        parts.append(saved[0])
+        if saved is not None:
+            parts[i] = saved[0]
+            if progress is not None:
+                progress(1)
+        elif check.exists() or done.exists():
+            print(
+                f"note: {check.parent / check.stem} failed its check (rows and hash); "
+                "recomputing it",
+                file=sys.stderr,
+            )
+    todo = [i for i, part in enumerate(parts) if part is None]
+    if cluster is None:
+        for i in todo:
+            finish(i, _run_one(v, *runs[i], on_step))
+    else:
+        plain = dict(v, prob=v["prob"].name, ests=None)
+        calls = {i: (plain, runs[i][0].name, runs[i][1]) for i in todo}
+        for i, table in cluster.map_ordered(run_named, calls):
+            if on_step is not None:
+                replay_steps(table, on_step)
+            finish(i, table)
     return pd.concat(parts, ignore_index=True)
 
 
@@ -444,11 +487,13 @@ class TrainSpec:
 
 
 class Train(Study):
-    """``gradvar train``.  ``run``'s ``progress`` is not used; set ``spec.on_step``."""
+    """``gradvar train``; ``run``'s ``progress`` counts trajectories (``spec.on_step`` sees
+    every step)."""
 
     name = "train"
     KEYS = ("problem", "estimator", "seed", "steps", "lr", "optimizer", "batch", "tau", "eta")
     resumable = True  # one checkpoint per finished trajectory
+    distributed = True  # one Dask task per trajectory
 
     def kept(self, spec, cells):
         from gradvar import io
@@ -486,9 +531,12 @@ class Train(Study):
             "no-plot": spec.no_plot,
         }
 
-    def run(self, spec, progress=None, checkpoint=None):
-        results = run_trajectories(spec.options, on_step=spec.on_step, checkpoint=checkpoint)
-        return {"results": results}
+    def total(self, spec):
+        return len(spec.options["ests"]) * len(spec.options["seeds"])
+
+    def run(self, spec, progress=None, checkpoint=None, cluster=None):
+        v, on_step = spec.options, spec.on_step
+        return {"results": run_trajectories(v, on_step, checkpoint, progress, cluster)}
 
 
 STUDY = Train()
@@ -507,11 +555,13 @@ def train(
     train_positions=False,
     on_step=None,
     eta=None,
+    scheduler=None,
     **unknown,
 ):
     """Run every (estimator, seed) trajectory; the ``train`` results table as a DataFrame.
 
-    Arguments mirror ``gradvar train``; None takes the problem's default.
+    Arguments mirror ``gradvar train``; None takes the problem's default.  ``scheduler``
+    (``"local:2"``, ``"tcp://HOST:PORT"``) runs each trajectory as a task on a Dask cluster.
     """
     check_unknown_keywords(STUDY, unknown, "train")
     experiment = from_keywords(
@@ -531,4 +581,7 @@ def train(
         ),
     )
     spec = replace(STUDY.spec(experiment), on_step=on_step)
-    return STUDY.run(spec)["results"]
+    from gradvar import executor
+
+    with executor.session(scheduler) as cluster:
+        return STUDY.run(spec, cluster=cluster)["results"]
