@@ -459,7 +459,16 @@ def test_failure_while_writing_leaves_no_half_folder(cli, tmp_path, monkeypatch)
     monkeypatch.setattr(base, "draw", broken)
     result = cli("compare", "--estimator", "reparam", "--samples", SAMPLES)
     assert result.exit_code == 1 and "disk full" in result.output
-    assert list(tmp_path.iterdir()) == []  # neither results/ nor results/*.partial
+    # no half-written folder; the finished cell stays in DIR.partial/ for --resume (said so)
+    left = [p.name for p in (tmp_path / "results").iterdir()]
+    assert len(left) == 1 and left[0].endswith(".partial"), left
+    assert "1 finished cell(s) kept in" in result.output and "--resume" in result.output
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    out = str(tmp_path / "results" / left[0][: -len(".partial")])
+    again = cli("compare", "--estimator", "reparam", "--samples", SAMPLES, "--out", out, "--resume")
+    assert again.exit_code == 0, again.output
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == [Path(out).name]
 
 
 def test_progress_bar_is_silent_when_quiet():

@@ -320,7 +320,7 @@ def test_train_ctrl_c_on_a_cluster_keeps_trajectories_and_resumes(tmp_path, clus
     monkeypatch.setattr(io, "write_checked", interrupted)
     with pytest.raises(base.Interrupted) as stop:
         base.run_into_folder(prepared(target, scheduler=cluster))
-    assert stop.value.kept == "1 finished cell(s)" and not target.exists()
+    assert stop.value.kept == "1 finished trajectory(ies)" and not target.exists()
     monkeypatch.setattr(io, "write_checked", real)
     saved = list((stop.value.partial / base.CELLS).glob(f"run*{io.CHECK_SUFFIX}"))
     kept = int(saved[0].name[3:8])  # whichever trajectory finished first
