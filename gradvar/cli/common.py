@@ -346,8 +346,9 @@ def echo_files(folder, names):
 
 
 @contextmanager
-def progress_bar(total, quiet, desc):
-    """A tqdm bar on stderr counting estimates; yields its update function (None if quiet).
+def progress_bar(total, quiet, desc, unit="est"):
+    """A tqdm bar on stderr counting ``unit`` (estimates; train: trajectories); yields its
+    update function (None if quiet).
 
     The bar draws only when stderr is a terminal (tqdm's ``disable=None``), so logs and
     pipes do not fill with carriage returns.
@@ -360,7 +361,7 @@ def progress_bar(total, quiet, desc):
     with tqdm(
         total=total,
         desc=desc,
-        unit="est",
+        unit=unit,
         unit_scale=True,
         leave=False,
         disable=None,
@@ -439,7 +440,7 @@ def run_study(
     try:
         with (
             running_errors(),
-            progress_bar(prepared.total, quiet or not prepared.total, command) as tick,
+            progress_bar(prepared.total, quiet or not prepared.total, command, st.unit) as tick,
             warnings.catch_warnings(record=True) as caught,
         ):
             warnings.simplefilter("always")  # counted, never leaked line by line

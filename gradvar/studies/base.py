@@ -44,6 +44,7 @@ class Study:
     name = ""
     tables = ("results",)
     resumable = False  # checkpoints finished work in run(checkpoint=...), supports --resume
+    unit = "est"  # what total() and the progress bar count
     uses_threads = False
     distributed = False  # runs its cells on a Dask cluster with --scheduler (gradvar.executor)
 

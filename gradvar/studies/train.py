@@ -493,6 +493,7 @@ class Train(Study):
     name = "train"
     KEYS = ("problem", "estimator", "seed", "steps", "lr", "optimizer", "batch", "tau", "eta")
     resumable = True  # one checkpoint per finished trajectory
+    unit = "traj"  # the progress bar counts trajectories
     distributed = True  # one Dask task per trajectory
 
     def kept(self, spec, cells):
