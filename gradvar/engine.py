@@ -93,6 +93,12 @@ class Cell:
         dim = self.dim
         return max(dim, self.family.state_size(dim), len(self.coords))
 
+    @property
+    def shape(self):
+        """(P, width, S): gradient coordinates, scratch row width, noise state size (the
+        generated kernels' literal sizes, :func:`gradvar.kernels.codegen.compiled`)."""
+        return len(self.coords), self.width, self.family.state_size(self.dim)
+
     def fp(self):
         return self.family.prepare(self.family_values)
 
@@ -217,7 +223,7 @@ def simulate(
     parts of one run that :func:`merge` combines.
     """
     p = len(cell.coords)
-    module = codegen.compiled(cell.family, cell.objective, estimator, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, estimator, cell.shape)
     key = rng.stream_key(seed, rng.MAIN)
     fp, objp, opts = cell.fp(), cell.objp(), cell.opts()
     size, nchunks = chunking(n, p, int(cell.batch))
@@ -322,7 +328,7 @@ def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=
     :func:`simulate`, without the streaming moments.
     """
     p = len(cell.coords)
-    module = codegen.compiled(cell.family, cell.objective, estimator, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, estimator, cell.shape)
     key = rng.stream_key(seed, rng.MAIN)
     buf = np.empty((n, p))
     with np.errstate(over="ignore"):

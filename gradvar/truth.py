@@ -45,7 +45,7 @@ def estimates_on(cell, est, states, aux):
     from gradvar.kernels import codegen
 
     p = len(cell.coords)
-    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, est, cell.shape)
     out = np.empty((len(states), p))
     with np.errstate(all="ignore"):
         module.on_states(
@@ -249,7 +249,7 @@ def _estimate_at(cell, est, aux):
     from gradvar.kernels import codegen
 
     p = len(cell.coords)
-    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
+    module = codegen.compiled(cell.family, cell.objective, est, cell.shape)
     table = np.zeros((1, cell.family.state_size(cell.dim)))
     fp, objp, opts, width = cell.fp(), cell.objp(), cell.opts(), cell.width
 

@@ -50,8 +50,9 @@ def _ruff():
     [
         dict(shape=(2, 2), nrt_off=True, cache=True),  # small cell: literal sizes, stack scratch
         dict(shape=None, nrt_off=False, cache=False),  # the heap fallback, in memory
+        dict(shape=(3, 3, 3), nrt_off=True, cache=True),  # sample blocking (categorical)
     ],
-    ids=["static", "dynamic"],
+    ids=["static", "dynamic", "blocked"],
 )
 def test_rendered_template_passes_ruff_check(tmp_path, variant):
     """The generated modules are never linted where they are written, so lint the template
@@ -59,8 +60,9 @@ def test_rendered_template_passes_ruff_check(tmp_path, variant):
     ruff = _ruff()
     if ruff is None:
         pytest.skip("ruff is not installed")
-    fam = registry.FAMILIES["normal"]
-    obj = registry.OBJECTIVES[("normal", "quadratic")]
+    name = "categorical" if variant["shape"] and len(variant["shape"]) == 3 else "normal"
+    fam = registry.FAMILIES[name]
+    obj = registry.OBJECTIVES[(name, fam.default_objective)]
     path = tmp_path / "gradvar_generated.py"
     path.write_text(codegen.render(fam, obj, EST["sf-baseline"], key="0123456789ab", **variant))
     proc = subprocess.run(
@@ -81,6 +83,71 @@ def test_rendered_variants_differ_only_where_they_should():
     assert "_nrt" not in dynamic and "cache=True" not in dynamic
     for name in ("def fill(", "def moments(", "def run_chunks(", "def pilot(", "def on_states("):
         assert name in static and name in dynamic
+
+
+# --- sample blocking --------------------------------------------------------------------------
+def test_family_noise_is_its_variates_in_order():
+    """noise(c)[j] = variate(c S + j): the premise of drawing a block's noise in one loop."""
+    from gradvar.kernels import jit
+
+    jit.materialize()
+    key = np.uint64(0x1234_5678_9ABC_DEF1)
+    for fam in registry.FAMILIES.values():
+        if fam.variate is None:
+            continue
+        cell = make_cell(fam.name, fam.default_objective)
+        fp, size = cell.fp(), cell.family.state_size(cell.dim)
+        state = np.empty(cell.width)
+        for c in (0, 1, 7, 10**9):
+            fam.noise.dispatcher(fp, key, c, state)
+            flat = [fam.variate.dispatcher(fp, key, c * size + j) for j in range(size)]
+            assert state[:size].tolist() == flat, (fam.name, c)
+
+
+def test_which_kernels_block_their_samples():
+    cat, normal = registry.FAMILIES["categorical"], registry.FAMILIES["normal"]
+    assert codegen.blocks_samples(cat, EST["gumbel-softmax"])
+    assert codegen.blocks_samples(registry.FAMILIES["multibernoulli"], EST["disarm"])
+    assert not codegen.blocks_samples(normal, EST["sf"])  # no variate kernel
+    assert not codegen.blocks_samples(cat, EST["gumbel-rao"])  # a stream of its own
+    assert not codegen.blocks_samples(cat, EST["exact"])
+    # rebar-tied has no stream, but its kernel is rebar's, which reads key for its own v
+    assert not codegen.blocks_samples(registry.FAMILIES["bernoulli"], EST["rebar-tied"])
+
+
+def _fills(cell, est, batch, n, start=5):
+    """fill's estimates through the blocked module and the plain one (same cell, batch)."""
+    out = []
+    for shape in (cell.shape, cell.shape[:2]):
+        module = codegen.compiled(cell.family, cell.objective, est, shape)
+        buf = np.empty((n, len(cell.coords)))
+        aux = engine.estimator_aux(module, cell, est, "loo", 3, None)
+        key = np.uint64(0xDEAD_BEEF_0000_0001)
+        work = np.empty((6, cell.width))
+        module.fill(cell.fp(), cell.objp(), cell.opts(), aux, key, batch, start, work, buf)
+        out.append(buf)
+    return out
+
+
+@pytest.mark.parametrize("batch", [2, 3, 300])  # 300: more samples than a block holds
+def test_blocked_fill_gives_the_plain_fill_bits(batch):
+    """loo redraws each sample's noise (read twice from the table); the blocks (85 samples of
+    3 classes, 256 // 3) split neither n = 200 nor the batches evenly."""
+    cell = make_cell("categorical", "squared", batch)
+    blocked, plain = _fills(cell, EST["sf-baseline"], batch, n=200)
+    assert blocked.tobytes() == plain.tobytes()
+    assert np.isfinite(blocked).all() and len(np.unique(blocked[:, 0])) > 3
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "family, est", [("categorical", "gumbel-softmax"), ("multibernoulli", "disarm")]
+)
+@pytest.mark.parametrize("batch", [1, 4])
+def test_blocked_fill_gives_the_plain_fill_bits_for_more_kernels(family, est, batch):
+    cell = make_cell(family, "squared", batch, logits=np.linspace(1.0, -1.0, 7))
+    blocked, plain = _fills(cell, EST[est], batch, n=200)
+    assert blocked.tobytes() == plain.tobytes()
 
 
 # --- the digest ------------------------------------------------------------------------------
@@ -161,7 +228,7 @@ with contextlib.redirect_stderr(err):
                               exact_grad=truth.exact_gradient(cell))
         exact_var = truth.exact_moments(cell, e, baseline)[1]
         runs.append(dict(_hexes(mom), exact_var=[float(v).hex() for v in exact_var]))
-        module = codegen.compiled(cell.family, cell.objective, e, (len(cell.coords), cell.width))
+        module = codegen.compiled(cell.family, cell.objective, e, cell.shape)
         names.append(module.__name__)
 print(json.dumps(dict(features=[found.nrt_off, found.stack_scratch], runs=runs, names=names,
                       stderr=err.getvalue())))

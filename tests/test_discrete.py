@@ -98,10 +98,9 @@ def enumerated_variance(cell, b):
 
 def pilot_baseline(cell, baseline, seed):
     """The pilot's baseline, from the module the engine itself runs for this cell."""
-    p = len(cell.coords)
     est = registry.ESTIMATORS["sf-baseline"]
-    module = codegen.compiled(cell.family, cell.objective, est, (p, cell.width))
-    return engine.baseline_aux(module, cell, baseline, seed, p)[1:]
+    module = codegen.compiled(cell.family, cell.objective, est, cell.shape)
+    return engine.baseline_aux(module, cell, baseline, seed, len(cell.coords))[1:]
 
 
 def _case_id(case):

@@ -62,21 +62,7 @@ from numba import njit
 _est = rebind(_estimator, noise=_noise, score=_score, path=_path, vjp=_vjp, obj=_obj)
 {scratch_def}
 
-@njit(error_model="numpy"{nrt}, nogil=True)
-def fill(fp, objp, opts, aux, key, batch, start, work, buf):
-    """buf[i] = estimate number start + i."""
-{scratch}    g = work[5, {coords}]
-    if batch == 1:  # the same code with a literal batch: no division by 1, no batch loop
-        for i in range(buf.shape[0]):
-            _est(fp, objp, opts, aux, key, start + i, 1, work, g)
-            for j in range({p}):
-                buf[i, j] = g[j]
-    else:
-        for i in range(buf.shape[0]):
-            _est(fp, objp, opts, aux, key, (start + i) * batch, batch, work, g)
-            for j in range({p}):
-                buf[i, j] = g[j]
-
+{fill}
 
 @njit(error_model="numpy"{nrt}, nogil=True)
 def moments(buf, mom, cnt, acc):
@@ -137,6 +123,81 @@ def on_states(fp, objp, opts, aux, states, width, out):
         for j in range(out.shape[1]):
             out[i, j] = g[j]
 '''
+
+_PLAIN_FILL = '''\
+@njit(error_model="numpy"{nrt}, nogil=True)
+def fill(fp, objp, opts, aux, key, batch, start, work, buf):
+    """buf[i] = estimate number start + i."""
+{scratch}    g = work[5, {coords}]
+    if batch == 1:  # the same code with a literal batch: no division by 1, no batch loop
+        for i in range(buf.shape[0]):
+            _est(fp, objp, opts, aux, key, start + i, 1, work, g)
+            for j in range({p}):
+                buf[i, j] = g[j]
+    else:
+        for i in range(buf.shape[0]):
+            _est(fp, objp, opts, aux, key, (start + i) * batch, batch, work, g)
+            for j in range({p}):
+                buf[i, j] = g[j]
+'''
+
+# Sample blocking (families with a ``variate`` kernel, estimators using only the family's
+# noise, literal shapes): the base noise of up to ``rows`` samples is drawn first, in one
+# flat loop over contiguous variates (LLVM vectorises it whatever the number of classes:
+# a loop over K = 10 classes is one 8-wide pass and two scalar ones), into a stack table;
+# the estimator then reads its noise from the table (``key`` is the table, counters are
+# table rows).  The variates are the same pure functions of (key, index) as the family's
+# ``noise``, so the estimates are the same bits, whatever the block boundaries.
+_BLOCKED_FILL = '''\
+@njit(error_model="numpy"{nrt}, nogil=True, inline="always")
+def _draw(fp, key, counter0, rows, table):
+    """table[q] = variate counter0 S + q for q < rows S: the noise of ``rows`` samples."""
+    base = counter0 * {s}
+    for q in range(rows * {s}):
+        table[q] = _variate(fp, key, base + q)
+
+
+@njit(error_model="numpy"{nrt}, nogil=True, inline="always")
+def _from_table(fp, table, row, state):
+    """The base noise of sample ``row`` of the table (the family's noise, drawn already)."""
+    for j in range({s}):
+        state[j] = table[row * {s} + j]
+
+
+_est_table = rebind(_estimator, noise=_from_table, score=_score, path=_path, vjp=_vjp, obj=_obj)
+
+
+@njit(error_model="numpy"{nrt}, nogil=True)
+def fill(fp, objp, opts, aux, key, batch, start, work, buf):
+    """buf[i] = estimate number start + i; the noise of {rows} samples at a time drawn first
+    into a table (batch <= {rows}), else sample by sample."""
+{scratch}    g = work[5, {coords}]
+    table = _scratch(1, {table})[0]
+    n = buf.shape[0]
+    if batch == 1:  # the same code with a literal batch: no division by 1, no batch loop
+        for i0 in range(0, n, {rows}):
+            rows = min({rows}, n - i0)
+            _draw(fp, key, start + i0, rows, table)
+            for q in range(rows):
+                _est_table(fp, objp, opts, aux, table, q, 1, work, g)
+                for j in range({p}):
+                    buf[i0 + q, j] = g[j]
+    elif batch <= {rows}:
+        per = {rows} // batch
+        for i0 in range(0, n, per):
+            rows = min(per, n - i0)
+            _draw(fp, key, (start + i0) * batch, rows * batch, table)
+            for q in range(rows):
+                _est_table(fp, objp, opts, aux, table, q * batch, batch, work, g)
+                for j in range({p}):
+                    buf[i0 + q, j] = g[j]
+    else:
+        for i in range(n):
+            _est(fp, objp, opts, aux, key, (start + i) * batch, batch, work, g)
+            for j in range({p}):
+                buf[i, j] = g[j]
+'''
+TABLE_MAX = 256  # doubles of noise per block: the samples of one block are TABLE_MAX // S
 
 # The probes of the Numba internals: one tiny cached module each, loaded like the kernels
 # (so a corrupt or unwritable cache does not turn into a missing feature).
@@ -488,9 +549,12 @@ def _files_of(folder, name):
 # --- the generated modules ------------------------------------------------------------------
 def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True, cache=True):
     """The source of the generated module of a combination: ``shape = (P, width)`` compiles
-    them in as literals with stack scratch rows, ``shape=None`` gives the dynamic (heap)
-    variant; ``nrt_off`` adds the option ``_nrt=False``; ``cache`` is Numba's ``cache``."""
+    them in as literals with stack scratch rows, ``shape = (P, width, S)`` also blocks the
+    samples (S: the family's noise state size, see ``_BLOCKED_FILL``), ``shape=None`` gives
+    the dynamic (heap) variant; ``nrt_off`` adds the option ``_nrt=False``; ``cache`` is
+    Numba's ``cache``."""
     kern = estimator.kernel
+    blocked = shape is not None and len(shape) == 3
     if shape is not None:
         p = str(shape[0])
         scratch = f"    work = _scratch(6, {shape[1]})  # on the stack: kept in registers\n"
@@ -508,20 +572,33 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
     imports += [(k.__module__, k.__name__, alias) for k, alias in _family_kernels(family)]
     if shape is not None:
         imports.append(("gradvar.kernels.jit", "scratch_array", None))
+    parts = dict(
+        p=p,
+        coords=f":{p}" if shape is not None else f": {p}",  # as ruff format spaces slices
+        scratch=scratch,
+        nrt=f", {_nrt_text()}" if nrt_off else "",
+    )
+    described = f", P={shape[0]}, width={shape[1]}" if shape is not None else ""
+    if blocked:
+        imports.append((family.variate.__module__, family.variate.__name__, "_variate"))
+        size = shape[2]
+        rows = max(1, TABLE_MAX // size)
+        fill = _BLOCKED_FILL.format(s=size, rows=rows, table=rows * size, **parts)
+        described += f", S={size}, blocks of {rows}"
+    else:
+        fill = _PLAIN_FILL.format(**parts)
     return _TEMPLATE.format(
         family=family.name,
         objective=objective.name,
         estimator=estimator.name,
         digest=key,
-        shape=f", P={shape[0]}, width={shape[1]}" if shape is not None else "",
+        shape=described,
         imports=_import_lines(imports),
-        p=p,
-        coords=f":{p}" if shape is not None else f": {p}",  # as ruff format spaces slices
-        scratch=scratch,
+        fill=fill,
         macc=macc,
         scratch_def="_scratch = scratch_array()\n" if shape is not None else "",
-        nrt=f", {_nrt_text()}" if nrt_off else "",
         cache=cache,
+        **parts,
     )
 
 
@@ -536,6 +613,18 @@ def _import_lines(imports):
         for _, name, alias in sorted(t for t in imports if t[0] == module and t[2] is not None):
             lines.append(f"from {module} import {name} as {alias}")
     return "\n".join(lines)
+
+
+def blocks_samples(family, estimator):
+    """Whether ``fill`` may draw the noise of a block of samples first: the family has a
+    ``variate`` kernel and the estimator's kernel reads ``key`` only through the family's
+    ``noise`` (no estimator sharing the kernel has a stream of its own; not deterministic)."""
+    from gradvar.model import ESTIMATORS
+
+    kern = estimator.kernel
+    sharing = [e for e in ESTIMATORS.values() if e.kernel is kern] or [estimator]
+    own = any(e.stream is not None or e.deterministic for e in sharing + [estimator])
+    return family.variate is not None and not own
 
 
 def _family_kernels(family):
@@ -553,15 +642,23 @@ _LOADED = {}
 def compiled(family, objective, estimator, shape=None):
     """The generated module for this combination (built once per process).
 
-    ``shape = (P, width)``, the number of gradient coordinates and the scratch row width of
-    the cell: when both are at most ``SCRATCH_MAX`` (and this Numba supports the stack
-    scratch) they are compiled in as literals and the scratch rows live on the stack (one
-    module per shape); otherwise they are dynamic.
+    ``shape = (P, width[, S])``, the number of gradient coordinates, the scratch row width of
+    the cell and the size S of the family's noise state: when P and width are at most
+    ``SCRATCH_MAX`` (and this Numba supports the stack scratch) they are compiled in as
+    literals and the scratch rows live on the stack (one module per shape); otherwise they
+    are dynamic.  With S given, literal shapes, a family ``variate`` kernel and an estimator
+    kernel that draws only the family's noise (:func:`blocks_samples`), ``fill`` draws the
+    noise of a block of samples at a time.
     """
     kern = estimator.kernel
     found = features()
-    static = found.stack_scratch and shape is not None and max(shape) <= SCRATCH_MAX
-    ident = (family.name, objective.name, kern.qualname, tuple(shape) if static else None)
+    static = found.stack_scratch and shape is not None and max(shape[:2]) <= SCRATCH_MAX
+    if static:
+        shape = tuple(shape) if blocks_samples(family, estimator) else tuple(shape[:2])
+        # S = 1 (one variate per sample): the plain loop is vectorised across samples by
+        # LLVM already, and a table slows it (measured: bernoulli sf at half the rate)
+        shape = shape if len(shape) == 3 and 2 <= shape[2] <= TABLE_MAX else shape[:2]
+    ident = (family.name, objective.name, kern.qualname, shape if static else None)
     if ident in _LOADED:
         return _LOADED[ident]
     with _LOCK:
@@ -569,7 +666,8 @@ def compiled(family, objective, estimator, shape=None):
             return _LOADED[ident]
         jit.materialize()
         key = digest(kern.__module__, family.noise.__module__, objective.kernel.__module__)
-        suffix = f"_p{shape[0]}w{shape[1]}" if static else ""
+        suffix = "_p{}w{}".format(*shape[:2]) + (f"s{shape[2]}" if len(shape) == 3 else "")
+        suffix = suffix if static else ""
         # an objective named by an expression goes by its kernel module's name (a hash)
         label = objective.name if objective.name.isidentifier() else objective.kernel.__module__
         name = f"gradvar_{family.name}_{label}_{kern.__name__}{suffix}_{key}"
@@ -580,7 +678,7 @@ def compiled(family, objective, estimator, shape=None):
                 family,
                 objective,
                 estimator,
-                tuple(shape) if static else None,
+                shape if static else None,
                 key=key,
                 nrt_off=found.nrt_off,
                 cache=cache,

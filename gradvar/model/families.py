@@ -100,12 +100,18 @@ register_family(
 
 # --- categorical with logits o: Gumbel-Max sampling ------------------------------------
 @kernel
+def categorical_variate(fp, key, index):
+    """A standard Gumbel."""
+    return gumbel(key, index)
+
+
+@kernel
 def categorical_noise(fp, key, counter, state):
-    """G_j ~ Gumbel(0, 1) for j < K, from counters K c + j."""
+    """G_j ~ Gumbel(0, 1) for j < K, variates K c + j."""
     k = state.shape[0]
     base = counter * k
     for j in range(k):
-        state[j] = gumbel(key, base + j)
+        state[j] = categorical_variate(fp, key, base + j)
 
 
 @kernel
@@ -206,6 +212,7 @@ register_family(
         dim=lambda values: len(np.atleast_1d(values["logits"])),
         coords=lambda values: [f"logits[{j}]" for j in range(len(np.atleast_1d(values["logits"])))],
         noise=categorical_noise,
+        variate=categorical_variate,
         score=categorical_score,
         path=categorical_path,
         vjp=categorical_vjp,
@@ -224,9 +231,15 @@ register_family(
 
 # --- bernoulli with logit phi: b = 1[phi + L > 0], L ~ Logistic ------------------------
 @kernel
+def logistic_variate(fp, key, index):
+    """L ~ Logistic(0, 1), the difference of two Gumbels (bernoulli, multibernoulli)."""
+    return logistic(key, index)
+
+
+@kernel
 def bernoulli_noise(fp, key, counter, state):
-    """L ~ Logistic(0, 1), the difference of two Gumbels."""
-    state[0] = logistic(key, counter)
+    """L of sample c: variate c."""
+    state[0] = logistic_variate(fp, key, counter)
 
 
 @kernel
@@ -296,6 +309,7 @@ register_family(
         dim=lambda values: 1,
         coords=lambda values: ["logit"],
         noise=bernoulli_noise,
+        variate=logistic_variate,
         score=bernoulli_score,
         path=bernoulli_path,
         vjp=bernoulli_vjp,
@@ -317,11 +331,11 @@ MULTIBERNOULLI_ENUM_DIM = 16  # exact moments by enumeration of the 2^D outcomes
 
 @kernel
 def multibernoulli_noise(fp, key, counter, state):
-    """L_i ~ Logistic(0, 1) for i < D, from counters D c + i (u_i = sigmoid(L_i) ~ U(0, 1))."""
+    """L_i ~ Logistic(0, 1) for i < D, variates D c + i (u_i = sigmoid(L_i) ~ U(0, 1))."""
     d = state.shape[0]
     base = counter * d
     for i in range(d):
-        state[i] = logistic(key, base + i)
+        state[i] = logistic_variate(fp, key, base + i)
 
 
 @kernel
@@ -419,6 +433,7 @@ register_family(
         dim=lambda values: len(_multibernoulli_logits(values)),
         coords=lambda values: [f"logits[{i}]" for i in range(len(_multibernoulli_logits(values)))],
         noise=multibernoulli_noise,
+        variate=logistic_variate,
         score=multibernoulli_score,
         path=multibernoulli_path,
         vjp=multibernoulli_vjp,

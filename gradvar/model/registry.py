@@ -102,7 +102,10 @@ class Family:
     ``noise(fp, key, counter, state)`` draws the base noise of one sample;
     ``score(fp, state, x, s)`` writes the hard sample x and the score d log p / d theta;
     ``path(fp, tau, state, y, h)`` writes the pathwise (or relaxed) sample y and hard h;
-    ``vjp(fp, tau, state, y, v, g)`` adds (dy/dtheta)^T v to g.
+    ``vjp(fp, tau, state, y, v, g)`` adds (dy/dtheta)^T v to g;
+    ``variate(fp, key, index)`` (optional): the noise as one flat sequence, the state of sample
+    c being variates c S .. c S + S - 1 (S = ``state_size``); with it the generated kernels
+    draw the noise of a block of samples in one vectorised loop.
 
     Ground-truth hooks (None where they do not apply):
     ``outcomes(values) -> (states, weights)``: every value of the base noise that matters,
@@ -143,6 +146,7 @@ class Family:
     enumeration_cap: int = 10**6  # most outcomes the ground truth enumerates
     noise_pdf: Callable | None = None  # density of a one-dimensional base noise (see below)
     noise_support: tuple = (-math.inf, math.inf)
+    variate: object = None  # kernel (fp, key, index) -> variate number index (see above)
 
 
 @dataclass(frozen=True)
