@@ -48,7 +48,7 @@ BEST_COLUMNS = [
     "best_tau_low",
     "best_tau_high",
 ]
-FIT_POINTS = 2  # grid points each side of the grid minimum in the parabola fit
+FIT_POINTS = 1  # grid points each side of the grid minimum in the parabola fit (docs/math.md)
 
 
 def _references(value):
@@ -297,7 +297,7 @@ def fitted_best_tau(tau, mse, replicates):
 
     ``tau`` (sorted) and ``mse`` are a swept estimator's grid, ``replicates`` (T, G) the
     MSE at each tau without group k of the engine's G groups of estimates.  The fit is
-    ordinary least squares on the grid points within FIT_POINTS of the grid minimum (no
+    ordinary least squares on the grid minimum and its FIT_POINTS neighbours each side (no
     data-dependent weights, so the vertex is one smooth function of those MSEs and the
     jackknife sees all of its noise).  Every cell runs on the same noise, so deleting group
     k deletes the same estimates at every tau: the fit repeated on each delete-one set gives
