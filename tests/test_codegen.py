@@ -113,6 +113,9 @@ def test_which_kernels_block_their_samples():
     assert not codegen.blocks_samples(cat, EST["exact"])
     # rebar-tied has no stream, but its kernel is rebar's, which reads key for its own v
     assert not codegen.blocks_samples(registry.FAMILIES["bernoulli"], EST["rebar-tied"])
+    from wrong_categorical import WRONG_ST  # a kernel from outside gradvar: never blocked
+
+    assert not codegen.blocks_samples(cat, WRONG_ST)
 
 
 def _fills(cell, est, batch, n, start=5):
@@ -137,6 +140,17 @@ def test_blocked_fill_gives_the_plain_fill_bits(batch):
     blocked, plain = _fills(cell, EST["sf-baseline"], batch, n=200)
     assert blocked.tobytes() == plain.tobytes()
     assert np.isfinite(blocked).all() and len(np.unique(blocked[:, 0])) > 3
+
+
+def test_a_kernel_reading_a_sample_outside_its_block_gets_that_samples_noise(monkeypatch):
+    """A (test) kernel that also reads sample c + 7919: blocked, that sample is not in the
+    table and is drawn directly, the same bits as the plain fill (and no stray read)."""
+    from wrong_categorical import WRONG_RAO
+
+    monkeypatch.setattr(codegen, "blocks_samples", lambda family, estimator: True)
+    cell = make_cell("categorical", "squared", 2)
+    blocked, plain = _fills(cell, WRONG_RAO, 2, n=200)
+    assert blocked.tobytes() == plain.tobytes()
 
 
 @pytest.mark.slow

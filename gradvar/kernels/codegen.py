@@ -141,27 +141,36 @@ def fill(fp, objp, opts, aux, key, batch, start, work, buf):
                 buf[i, j] = g[j]
 '''
 
-# Sample blocking (families with a ``variate`` kernel, estimators using only the family's
-# noise, literal shapes): the base noise of up to ``rows`` samples is drawn first, in one
-# flat loop over contiguous variates (LLVM vectorises it whatever the number of classes:
-# a loop over K = 10 classes is one 8-wide pass and two scalar ones), into a stack table;
-# the estimator then reads its noise from the table (``key`` is the table, counters are
-# table rows).  The variates are the same pure functions of (key, index) as the family's
-# ``noise``, so the estimates are the same bits, whatever the block boundaries.
+# Sample blocking (families with a ``variate`` kernel, gradvar's estimator kernels that
+# draw only the family's noise, literal shapes): the base noise of up to ``rows`` samples is
+# drawn first, in one flat loop over contiguous variates (LLVM vectorises it whatever the
+# number of classes: a loop over K = 10 classes is one 8-wide pass and two scalar ones), into
+# a stack table; the estimator then reads its noise from the table: its ``key`` is the tuple
+# (table, key, first sample, samples), so any other use of the key fails to compile rather
+# than reading the wrong bits, and a sample outside the block is drawn directly.  The
+# variates are the same pure functions of (key, index) as the family's ``noise``, so the
+# estimates are the same bits, whatever the block boundaries.
 _BLOCKED_FILL = '''\
 @njit(error_model="numpy"{nrt}, nogil=True, inline="always")
-def _draw(fp, key, counter0, rows, table):
-    """table[q] = variate counter0 S + q for q < rows S: the noise of ``rows`` samples."""
-    base = counter0 * {s}
+def _draw(fp, key, first, rows, table):
+    """table[q] = variate first S + q for q < rows S: the noise of ``rows`` samples."""
+    base = first * {s}
     for q in range(rows * {s}):
         table[q] = _variate(fp, key, base + q)
 
 
 @njit(error_model="numpy"{nrt}, nogil=True, inline="always")
-def _from_table(fp, table, row, state):
-    """The base noise of sample ``row`` of the table (the family's noise, drawn already)."""
-    for j in range({s}):
-        state[j] = table[row * {s} + j]
+def _from_table(fp, drawn, counter, state):
+    """The base noise of sample ``counter``: the table's row if the block holds it, else
+    its variates drawn here (the family's noise either way)."""
+    table, key, first, rows = drawn
+    row = counter - first
+    if 0 <= row < rows:
+        for j in range({s}):
+            state[j] = table[row * {s} + j]
+    else:
+        for j in range({s}):
+            state[j] = _variate(fp, key, counter * {s} + j)
 
 
 _est_table = rebind(_estimator, noise=_from_table, score=_score, path=_path, vjp=_vjp, obj=_obj)
@@ -177,18 +186,22 @@ def fill(fp, objp, opts, aux, key, batch, start, work, buf):
     if batch == 1:  # the same code with a literal batch: no division by 1, no batch loop
         for i0 in range(0, n, {rows}):
             rows = min({rows}, n - i0)
-            _draw(fp, key, start + i0, rows, table)
+            first = start + i0
+            _draw(fp, key, first, rows, table)
+            drawn = (table, key, first, rows)
             for q in range(rows):
-                _est_table(fp, objp, opts, aux, table, q, 1, work, g)
+                _est_table(fp, objp, opts, aux, drawn, first + q, 1, work, g)
                 for j in range({p}):
                     buf[i0 + q, j] = g[j]
     elif batch <= {rows}:
         per = {rows} // batch
         for i0 in range(0, n, per):
             rows = min(per, n - i0)
-            _draw(fp, key, (start + i0) * batch, rows * batch, table)
+            first = (start + i0) * batch
+            _draw(fp, key, first, rows * batch, table)
+            drawn = (table, key, first, rows * batch)
             for q in range(rows):
-                _est_table(fp, objp, opts, aux, table, q * batch, batch, work, g)
+                _est_table(fp, objp, opts, aux, drawn, first + q * batch, batch, work, g)
                 for j in range({p}):
                     buf[i0 + q, j] = g[j]
     else:
@@ -617,14 +630,17 @@ def _import_lines(imports):
 
 def blocks_samples(family, estimator):
     """Whether ``fill`` may draw the noise of a block of samples first: the family has a
-    ``variate`` kernel and the estimator's kernel reads ``key`` only through the family's
-    ``noise`` (no estimator sharing the kernel has a stream of its own; not deterministic)."""
+    ``variate`` kernel and the estimator's kernel is one of gradvar's own that reads ``key``
+    only through the family's ``noise`` (no estimator sharing the kernel has a stream of its
+    own, not deterministic).  Kernels from plugins keep the plain fill: one that reads the
+    key in another way would not compile with the block's key."""
     from gradvar.model import ESTIMATORS
 
     kern = estimator.kernel
-    sharing = [e for e in ESTIMATORS.values() if e.kernel is kern] or [estimator]
-    own = any(e.stream is not None or e.deterministic for e in sharing + [estimator])
-    return family.variate is not None and not own
+    sharing = [e for e in ESTIMATORS.values() if e.kernel is kern] + [estimator]
+    own = any(e.stream is not None or e.deterministic for e in sharing)
+    ours = kern.__module__.startswith("gradvar.")
+    return family.variate is not None and ours and not own
 
 
 def _family_kernels(family):
