@@ -11,7 +11,7 @@ sums of g and g^2 for the mean and variance; NumPy uses one core), and prints es
 and their ratio.  Rates are compared, so NumPy may run fewer samples.  Then, each in a
 fresh subprocess: peak memory (ru_maxrss) at two sample sizes, compile time of new
 combinations with empty kernel caches and the time of a second run with a warm cache, and
-the categorical cases of issues 4 and 14: gumbel-softmax, st-gumbel and sf at 10 and 1000
+the categorical cases of issues 4 and 14: gumbel-softmax, st-gumbel and sf at 3, 10 and 1000
 classes, as ratios to a NumPy gumbel-softmax (arrays allocated once, in-place ops) of the same K.
 
 Timings on a shared machine are noisy: every line reports the load average and the CPU
@@ -351,6 +351,7 @@ def categorical_section(args):
     )
     ratios = {}
     for k, n, nn in (
+        (3, args.cat_samples, args.cat_numpy_samples),  # small K: where sample blocking matters
         (10, args.cat_samples, args.cat_numpy_samples),
         (1000, args.cat_big_samples, args.cat_big_samples),
     ):
