@@ -92,7 +92,7 @@ def run_chunks(
     fp, objp, opts, aux, key, batch, n, chunk_size, lo, hi, first, work, buf, acc, out_mom, out_cnt
 ):
     """Chunks lo .. hi - 1 of n estimates; chunk c's moments into out_mom[c - first].
-    ``work`` (6, width), ``buf`` (chunk_size, P) and ``acc`` (4, P) are this thread's."""
+    ``work`` ({rows}, width), ``buf`` (chunk_size, P) and ``acc`` (4, P) are this thread's."""
     for c in range(lo, hi):
         start = c * chunk_size
         b = buf[: min(chunk_size, n - start)]
@@ -130,7 +130,7 @@ _est_on = rebind(_estimator, noise=_inject, score=_score, path=_path, vjp=_vjp, 
 def on_states(fp, objp, opts, aux, states, width, out):
     """out[i] = the estimate (batch 1) whose base noise is states[i]: the estimator's own
     kernel on quadrature nodes or enumerated outcomes, for its exact moments."""
-    work = np.zeros((6, width))
+    work = np.zeros(({rows}, width))
     g = np.zeros(out.shape[1])
     for i in range(states.shape[0]):
         _est_on(fp, objp, opts, aux, states, i, 1, work, g)
@@ -493,7 +493,8 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
     kern = estimator.kernel
     if shape is not None:
         p = str(shape[0])
-        scratch = f"    work = _scratch(6, {shape[1]})  # on the stack: kept in registers\n"
+        rows = estimator.work_rows
+        scratch = f"    work = _scratch({rows}, {shape[1]})  # on the stack: kept in registers\n"
         macc = f"    acc = _scratch(4, {p})\n"
     else:
         p = "buf.shape[1]"
@@ -520,6 +521,7 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
         scratch=scratch,
         macc=macc,
         scratch_def="_scratch = scratch_array()\n" if shape is not None else "",
+        rows=estimator.work_rows,
         nrt=f", {_nrt_text()}" if nrt_off else "",
         cache=cache,
     )
