@@ -176,6 +176,8 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
     math of :mod:`gradvar.kernels.fastmath`; every class, i too, whose value is then replaced
     by 1); then the sums row by row.  A block is at most ``RAO_BLOCK`` numbers and fits in
     half the scratch rows (``RAO_ROWS`` rows of the cell's width: the block, its denominators).
+    Each number goes through the same operations as in one loop per row, and the sums run in
+    the same order, so the estimates do not depend on the block size, bit for bit.
     """
     x, st_, v, s = work[X], work[STATE], work[V], work[S]
     tau, p = opts[TAU], g.shape[0]
