@@ -237,7 +237,7 @@ def simulate(
     group_bad = np.zeros(groups, dtype=np.int64)
     block = max(1, min(BLOCK_CHUNKS, BLOCK_RECORDS // p))
     scratch = [
-        (np.empty((6, cell.width)), np.empty((size, p)), np.empty((4, p)))
+        (np.empty((estimator.work_rows, cell.width)), np.empty((size, p)), np.empty((4, p)))
         for _ in range(max(1, min(threads(), -(-(hi - lo) // TASK_CHUNKS))))
     ]
     # compile (or load from the cache) outside the timed region: zero chunks, zero pilot samples
@@ -341,7 +341,7 @@ def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=
             key,
             int(cell.batch),
             int(start),
-            np.empty((6, cell.width)),
+            np.empty((estimator.work_rows, cell.width)),
             buf,
         )
     return buf

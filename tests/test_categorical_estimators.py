@@ -18,7 +18,9 @@ from scipy import integrate, special
 from wrong_categorical import WRONG_RAO, WRONG_REINMAX, WRONG_ST
 
 from gradvar import engine, truth
+from gradvar.kernels import rng
 from gradvar.model import ESTIMATORS
+from gradvar.model.categorical import RAO_BLOCK, RAO_ROWS
 
 N = 200_000
 LOGITS = (2.0, 0.5, 0.1)
@@ -189,6 +191,49 @@ def test_gumbel_rao_with_one_sample_is_st_gumbel():
     run = simulate(cell, "gumbel-rao", N, seed=11)  # the bernoulli cell: K' = 1
     check_mean(run, exact=st[0])
     check_variance(run, exact_var=st[1])
+
+
+def gumbel_rao_twin(cell, n, seed, row_offset=None):
+    """The first n gumbel-rao estimates in NumPy, transcribed from REFERENCE section 7 on the
+    kernel's uniforms: D by Gumbel-Max on the MAIN stream (counters K c + j), E = -log U from
+    the estimator's stream (counters c K' K + r K + j), gaps z_j - z_i = -log1p(E_j / (pi_j
+    E_i)), the mean over r of J(softmax(gaps / tau))^T grad f(D).  ``row_offset(r)``: a
+    wrong twin that numbers its rows r as a blocked kernel forgetting the block's start would."""
+    o = np.asarray(cell.family_values["logits"], dtype=float)
+    k, rao, tau = len(o), int(cell.options["rao_samples"]), cell.options["tau"]
+    pi = special.softmax(o)
+    key = rng.stream_key(seed, rng.MAIN)
+    c = np.arange(n)[:, None]
+    gumbels = -np.log(-np.log(rng.uniform_array(key, c * k + np.arange(k))))
+    d = np.eye(k)[np.argmax(o + gumbels, axis=1)]
+    w = np.arange(1.0, k + 1)
+    v = 2.0 * (d @ w - T)[:, None] * w  # grad f(D), (n, K)
+    own = rng.substream_key(key, rng.stream_id("gumbel-rao"))
+    r = np.arange(rao) if row_offset is None else row_offset(np.arange(rao))
+    counters = c[:, :, None] * rao * k + r[None, :, None] * k + np.arange(k)
+    e = -np.log(rng.uniform_array(own, counters))  # (n, K', K)
+    ei = np.take_along_axis(e, np.argmax(d, axis=1)[:, None, None], axis=2)
+    gaps = np.where(d[:, None, :] == 1, 0.0, -np.log1p(e / (pi * ei)))  # z_i - z_i = 0
+    y = special.softmax(gaps / tau, axis=2)
+    vs = v[:, None, :]
+    return (y * (vs - np.sum(y * vs, axis=2, keepdims=True)) / tau).mean(axis=1)
+
+
+@pytest.mark.parametrize("k", [3, 17, 300])  # stack scratch; heap; blocks cut by RAO_BLOCK
+def test_gumbel_rao_kernel_is_its_formula_across_blocks(k):
+    """The blocked kernel against :func:`gumbel_rao_twin` on the same uniforms, with K' = 2 B
+    + 1 for B rows per block: two whole blocks and one of one row (K' and K divide no block)."""
+    rows = max(1, min(RAO_ROWS // 2 * k, RAO_BLOCK) // k)
+    rao = 2 * rows + 1
+    logits = np.cos(np.arange(k)) - 0.1 * np.arange(k) / k
+    cell = make_cell("categorical", "squared", logits=logits, tau=0.7)
+    cell = with_options(cell, rao_samples=rao)
+    n = 40 if k == 300 else 200
+    got = engine.estimates(cell, ESTIMATORS["gumbel-rao"], n, 5)
+    # inline log/log1p/exp (1 ulp) against libm, amplified by 1/tau in the exponent
+    np.testing.assert_allclose(got, gumbel_rao_twin(cell, n, 5), rtol=1e-11, atol=1e-13)
+    wrong = gumbel_rao_twin(cell, n, 5, row_offset=lambda r: r % rows)  # rows restart per block
+    assert not np.allclose(got, wrong, rtol=1e-6, atol=1e-9)
 
 
 def test_gumbel_rao_four_classes_is_nan_with_a_note():

@@ -126,7 +126,7 @@ def _fills(cell, est, batch, n, start=5):
         buf = np.empty((n, len(cell.coords)))
         aux = engine.estimator_aux(module, cell, est, "loo", 3, None)
         key = np.uint64(0xDEAD_BEEF_0000_0001)
-        work = np.empty((6, cell.width))
+        work = np.empty((est.work_rows, cell.width))
         module.fill(cell.fp(), cell.objp(), cell.opts(), aux, key, batch, start, work, buf)
         out.append(buf)
     return out

@@ -25,6 +25,8 @@ JOBS = [
     ("normal", "quadratic", "reparam", "mean", 3, {"sigma": 0.5}),
     ("categorical", "squared", "gumbel-softmax", "mean", 1, {"logits": [0.5, -0.5, 0.3]}),
     ("categorical", "squared", "st-gumbel", "mean", 1, {}),
+    # its own stream, K' = 17 draws in two blocks of its scratch rows (the last one short)
+    ("categorical", "squared", "gumbel-rao", "mean", 1, {"options": {"rao_samples": 17.0}}),
     ("bernoulli", "squared", "sf-baseline", "mean", 1, {"logit": 1.0}),
 ]
 

@@ -78,7 +78,7 @@ def run_chunks(
     fp, objp, opts, aux, key, batch, n, chunk_size, lo, hi, first, work, buf, acc, out_mom, out_cnt
 ):
     """Chunks lo .. hi - 1 of n estimates; chunk c's moments into out_mom[c - first].
-    ``work`` (6, width), ``buf`` (chunk_size, P) and ``acc`` (4, P) are this thread's."""
+    ``work`` ({rows}, width), ``buf`` (chunk_size, P) and ``acc`` (4, P) are this thread's."""
     for c in range(lo, hi):
         start = c * chunk_size
         b = buf[: min(chunk_size, n - start)]
@@ -116,7 +116,7 @@ _est_on = rebind(_estimator, noise=_inject, score=_score, path=_path, vjp=_vjp, 
 def on_states(fp, objp, opts, aux, states, width, out):
     """out[i] = the estimate (batch 1) whose base noise is states[i]: the estimator's own
     kernel on quadrature nodes or enumerated outcomes, for its exact moments."""
-    work = np.zeros((6, width))
+    work = np.zeros(({rows}, width))
     g = np.zeros(out.shape[1])
     for i in range(states.shape[0]):
         _est_on(fp, objp, opts, aux, states, i, 1, work, g)
@@ -178,14 +178,14 @@ _est_table = rebind(_estimator, noise=_from_table, score=_score, path=_path, vjp
 
 @njit(error_model="numpy"{nrt}, nogil=True)
 def fill(fp, objp, opts, aux, key, batch, start, work, buf):
-    """buf[i] = estimate number start + i; the noise of {rows} samples at a time drawn first
-    into a table (batch <= {rows}), else sample by sample."""
+    """buf[i] = estimate number start + i; the noise of {block} samples at a time drawn first
+    into a table (batch <= {block}), else sample by sample."""
 {scratch}    g = work[5, {coords}]
     table = _scratch(1, {table})[0]
     n = buf.shape[0]
     if batch == 1:  # the same code with a literal batch: no division by 1, no batch loop
-        for i0 in range(0, n, {rows}):
-            rows = min({rows}, n - i0)
+        for i0 in range(0, n, {block}):
+            rows = min({block}, n - i0)
             first = start + i0
             _draw(fp, key, first, rows, table)
             drawn = (table, key, first, rows)
@@ -193,8 +193,8 @@ def fill(fp, objp, opts, aux, key, batch, start, work, buf):
                 _est_table(fp, objp, opts, aux, drawn, first + q, 1, work, g)
                 for j in range({p}):
                     buf[i0 + q, j] = g[j]
-    elif batch <= {rows}:
-        per = {rows} // batch
+    elif batch <= {block}:
+        per = {block} // batch
         for i0 in range(0, n, per):
             rows = min(per, n - i0)
             first = (start + i0) * batch
@@ -570,7 +570,8 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
     blocked = shape is not None and len(shape) == 3
     if shape is not None:
         p = str(shape[0])
-        scratch = f"    work = _scratch(6, {shape[1]})  # on the stack: kept in registers\n"
+        rows = estimator.work_rows
+        scratch = f"    work = _scratch({rows}, {shape[1]})  # on the stack: kept in registers\n"
         macc = f"    acc = _scratch(4, {p})\n"
     else:
         p = "buf.shape[1]"
@@ -595,9 +596,9 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
     if blocked:
         imports.append((family.variate.__module__, family.variate.__name__, "_variate"))
         size = shape[2]
-        rows = max(1, TABLE_MAX // size)
-        fill = _BLOCKED_FILL.format(s=size, rows=rows, table=rows * size, **parts)
-        described += f", S={size}, blocks of {rows}"
+        block = max(1, TABLE_MAX // size)
+        fill = _BLOCKED_FILL.format(s=size, block=block, table=block * size, **parts)
+        described += f", S={size}, blocks of {block}"
     else:
         fill = _PLAIN_FILL.format(**parts)
     return _TEMPLATE.format(
@@ -610,6 +611,7 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
         fill=fill,
         macc=macc,
         scratch_def="_scratch = scratch_array()\n" if shape is not None else "",
+        rows=estimator.work_rows,
         cache=cache,
         **parts,
     )

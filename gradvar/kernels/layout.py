@@ -4,8 +4,10 @@ Every estimator kernel has the signature
 ``kernel(fp, objp, opts, aux, key, counter0, batch, work, g)`` (see
 :class:`gradvar.model.registry.Estimator`).  ``work`` is a (WORK_ROWS, width) scratch array
 whose rows are named here; ``width`` is at least the sample dimension, the noise state length
-and the number of gradient coordinates.  ``opts[Option.index]`` holds the cell's estimator
-options (``tau`` ...); the layouts of ``aux`` are stated by the estimators that read it
+and the number of gradient coordinates.  An estimator declaring ``scratch_rows`` gets that many
+rows more, after these, as scratch of its own
+(:attr:`gradvar.model.registry.Estimator.work_rows`).  ``opts[Option.index]`` holds the cell's
+estimator options (``tau`` ...); the layouts of ``aux`` are stated by the estimators that read it
 (``exact``: the exact gradient; ``sf-baseline``: a mode and one baseline per coordinate).
 """
 

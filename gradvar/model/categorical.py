@@ -19,7 +19,7 @@ import numpy as np
 from gradvar.kernels import fastmath
 from gradvar.kernels.fastmath import sigmoid
 from gradvar.kernels.jit import kernel
-from gradvar.kernels.layout import STATE, H, S, V, X
+from gradvar.kernels.layout import STATE, WORK_ROWS, H, S, V, X
 from gradvar.kernels.rng import stream_id, substream, uniform
 from gradvar.model.options import RAO_SAMPLES, TAU
 from gradvar.model.registry import estimator
@@ -27,6 +27,8 @@ from gradvar.model.registry import estimator
 noise = score = path = vjp = obj = None  # bound per combination by the engine
 
 RAO_STREAM = stream_id("gumbel-rao")
+RAO_ROWS = 32  # gumbel-rao's scratch rows (of the cell's width): a block of draws, denominators
+RAO_BLOCK = 2048  # at most this many draws per block (with the denominators 32 KB: L1 cache)
 
 
 @kernel
@@ -156,6 +158,7 @@ def reinmax(fp, objp, opts, aux, key, counter0, batch, work, g):
     stream="gumbel-rao",
     f_evals=1,  # f and its gradient once at D; the K' conditional draws cost softmaxes
     exact=lambda cell, baseline: _gumbel_rao_exact(cell),
+    scratch_rows=RAO_ROWS,
 )
 @kernel
 def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
@@ -165,18 +168,28 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
     with v ~ U(0, 1)^K and E = -log v, z_i = -log E_i, z_j = -log(E_j / pi_j + E_i); the
     kernel uses the gaps z_j - z_i = -log1p(E_j / (pi_j E_i)).  The uniforms of sample n come
     from the estimator's own stream at counters n W + k K + j, W = K' K.  The softmax of
-    the gaps is e_j / T, e_j = exp(-log1p(E_j / (pi_j E_i)) / tau), e_i = 1, T = sum e, with
-    the inline log, log1p and exp of :mod:`gradvar.kernels.fastmath` over every class in one
-    loop (the draw at j = i is wasted, so that the loop has no branch and vectorises), and
+    the gaps is e_j / T, e_j = exp(-log1p(E_j / (pi_j E_i)) / tau), e_i = 1, T = sum e, and
     J(e / T)^T v = e (v - e.v / T) / (T tau) without normalising e first.
+
+    The draws k run in blocks of rows, in flat loops over a whole block each (packed by
+    LLVM): E, the denominators pi_j E_i and the ratios, log1p, exp(-(.) / tau) (the inline
+    math of :mod:`gradvar.kernels.fastmath`; every class, i too, whose value is then replaced
+    by 1); then the sums row by row.  A block is at most ``RAO_BLOCK`` numbers and fits in
+    half the scratch rows (``RAO_ROWS`` rows of the cell's width: the block, its denominators).
+    Each number goes through the same operations as in one loop per row, and the sums run in
+    the same order, so the estimates do not depend on the block size, bit for bit.
     """
-    x, st_, v, s, y = work[X], work[STATE], work[V], work[S], work[H]
+    x, st_, v, s = work[X], work[STATE], work[V], work[S]
     tau, p = opts[TAU], g.shape[0]
     rao = int(opts[RAO_SAMPLES])
     k = 2 if p == 1 else p
     width = rao * k
     own = substream(key, RAO_STREAM)
     inv_tau = 1.0 / tau
+    half = RAO_ROWS // 2 * work.shape[1]
+    flat = work.reshape(work.size)[WORK_ROWS * work.shape[1] :]  # the scratch rows
+    e, d = flat[:half], flat[half:]
+    rows = max(1, min(half, RAO_BLOCK) // k)  # rows of K draws per block
     g[:] = 0.0
     for m in range(batch):
         n = counter0 + m
@@ -185,29 +198,42 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
         obj(x, objp, v)
         i = _class_of(x, p)
         base = n * width
-        for r in range(rao):
-            ei = -fastmath.log_normal(uniform(own, base + r * k + i))
-            if p == 1:  # a = z0 - z1, y0 = sigmoid(a / tau)
+        if p == 1:  # a = z0 - z1, y0 = sigmoid(a / tau)
+            for r in range(rao):
+                ei = -fastmath.log_normal(uniform(own, base + r * k + i))
                 ej = -fastmath.log_normal(uniform(own, base + r * k + 1 - i))
                 if i == 0:
                     a = fastmath.log1p(ej / (sigmoid(-fp[0]) * ei))
                 else:
                     a = -fastmath.log1p(ej / (fp[1] * ei))
                 g[0] += sigmoid(a / tau) * sigmoid(-a / tau) * v[0] / (tau * rao)
-            else:  # exp((z_j - z_i) / tau) = exp(-log1p(E_j / (pi_j E_i)) / tau), y_i = 1:
-                for j in range(p):  # every class, i too (then overwritten): packed
-                    ej = -fastmath.log_normal(uniform(own, base + r * k + j))
-                    y[j] = fastmath.exp(-inv_tau * fastmath.log1p(ej / (fp[p + j] * ei)))
-                y[i] = 1.0
-                total = 0.0  # unnormalised: J(y / T)^T v = y (v - y.v / T) / (T tau)
+            continue
+        for r0 in range(0, rao, rows):
+            size = min(rows, rao - r0) * k
+            first = base + r0 * k
+            for q in range(size):  # E of the block's rows, flat
+                e[q] = -fastmath.log_normal(uniform(own, first + q))
+            for o in range(0, size, k):  # pi_j E_i, E_i of the same row
+                ei = e[o + i]
+                for j in range(p):
+                    d[o + j] = fp[p + j] * ei
+            for q in range(size):
+                e[q] = e[q] / d[q]
+            for q in range(size):
+                e[q] = fastmath.log1p(e[q])
+            for q in range(size):  # exp((z_j - z_i) / tau)
+                e[q] = fastmath.exp(-inv_tau * e[q])
+            for o in range(0, size, k):
+                e[o + i] = 1.0
+                total = 0.0  # unnormalised: J(e / T)^T v = e (v - e.v / T) / (T tau)
                 yv = 0.0
                 for j in range(p):
-                    total += y[j]
-                    yv += y[j] * v[j]
+                    total += e[o + j]
+                    yv += e[o + j] * v[j]
                 yv /= total
                 w = 1.0 / (total * tau * rao)
                 for j in range(p):
-                    g[j] += w * y[j] * (v[j] - yv)
+                    g[j] += w * e[o + j] * (v[j] - yv)
     _finish(g, batch)
 
 

@@ -27,6 +27,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from gradvar.kernels.layout import WORK_ROWS
+
 
 @dataclass(frozen=True)
 class Param:
@@ -207,7 +209,8 @@ class Estimator:
     estimator supplies itself.  ``train_only``: it has state trained along a trajectory
     (``gradvar train``).  ``aux(cell)``: per-cell values its kernel reads (an expansion point,
     say; per-cell work is not counted in ``f_evals``).  ``needs_derivatives``: the order of
-    df/dx the objective must provide (``Objective.derivatives``).
+    df/dx the objective must provide (``Objective.derivatives``).  ``scratch_rows``: rows of
+    ``work`` beyond the shared ones (``layout.WORK_ROWS`` on) that its kernel uses as scratch.
     """
 
     name: str
@@ -225,10 +228,16 @@ class Estimator:
     min_batch: int = 1
     aux: Callable | None = None  # (cell) -> the array the kernel reads as aux
     needs_derivatives: int = 1  # the order of df/dx it needs from the objective
+    scratch_rows: int = 0  # rows of work of its own, after the layout.WORK_ROWS shared ones
 
     def evals(self, options):
         """Evaluations of f (or of its gradient) per sample, for the cost columns."""
         return float(self.f_evals(options) if callable(self.f_evals) else self.f_evals)
+
+    @property
+    def work_rows(self):
+        """The rows of the ``work`` array its kernel gets (each of the cell's width)."""
+        return WORK_ROWS + self.scratch_rows
 
     def uses(self, option):
         return option in self.options
