@@ -264,19 +264,22 @@ def _estimate_at(cell, est, aux):
 
 def _integrate_over_L(func, switch, tau, p):
     """E[func(L)], L ~ Logistic(0, 1), split at the switch point; NaN if not converged."""
-    from scipy.integrate import quad_vec
-
     w = RELAX_WINDOW * tau
     edges = [-np.inf, switch - w, switch, switch + w, np.inf]
+    return _piecewise_quad(func, _logistic_pdf, zip(edges[:-1], edges[1:], strict=True), p)
+
+
+def _piecewise_quad(func, pdf, pieces, p):
+    """E[func(u)] for u with density ``pdf``: the sum of ``quad_vec`` over the intervals
+    ``pieces`` (pairs (a, b)) at relative accuracy RELAX_RTOL; NaN (length p) if a piece
+    fails, the sum is not finite or the summed error estimate exceeds 1e3 RELAX_RTOL times
+    its largest entry (+ 1e-12)."""
+    from scipy.integrate import quad_vec
+
     total, err = np.zeros(p), 0.0
-    for a, b in zip(edges[:-1], edges[1:], strict=False):
+    for a, b in pieces:
         res, e, info = quad_vec(
-            lambda L: func(L) * _logistic_pdf(L),
-            a,
-            b,
-            epsabs=1e-300,
-            epsrel=RELAX_RTOL,
-            full_output=True,
+            lambda u: func(u) * pdf(u), a, b, epsabs=1e-300, epsrel=RELAX_RTOL, full_output=True
         )
         if not info.success:
             return np.full(p, np.nan)
@@ -559,23 +562,10 @@ def piece_edges(cell):
 
 
 def _integrate_pieces(func, edges, pdf, p):
-    """E[func(e)] for e with density ``pdf``, piece by piece; NaN if not converged."""
-    from scipy.integrate import quad_vec
-
-    total, err = np.zeros(p), 0.0
-    for a, b in zip(edges[:-1], edges[1:], strict=True):
-        if not b > a:
-            continue
-        res, e, info = quad_vec(
-            lambda u: func(u) * pdf(u), a, b, epsabs=1e-300, epsrel=RELAX_RTOL, full_output=True
-        )
-        if not info.success:
-            return np.full(p, np.nan)
-        total += res
-        err += e
-    if not np.all(np.isfinite(total)) or err > 1e3 * RELAX_RTOL * np.abs(total).max() + 1e-12:
-        return np.full(p, np.nan)
-    return total
+    """E[func(e)] for e with density ``pdf``, piece by piece (empty pieces skipped); NaN if
+    not converged."""
+    pieces = [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+    return _piecewise_quad(func, pdf, pieces, p)
 
 
 def objective_moments(cell):

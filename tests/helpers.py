@@ -29,6 +29,7 @@ are marked slow (``pytest -m slow`` runs them).  A newly registered entry gets i
 case without editing the test.
 """
 
+import csv
 import math
 import os
 import subprocess
@@ -40,6 +41,7 @@ import pytest
 
 from gradvar import engine, stats, truth
 from gradvar.model import registry
+from gradvar.studies.compare import TIMING_COLUMNS
 
 Z_TOL = 5.0
 FALSE_ALARM = math.erfc(Z_TOL / math.sqrt(2.0))  # 5.7e-7 two-sided, per check
@@ -216,6 +218,17 @@ def run_python(code, env=None, timeout=300):
     )
     assert proc.returncode == 0, f"subprocess failed:\n{proc.stdout}\n{proc.stderr}"
     return proc.stdout
+
+
+def rows_without_timing(path):
+    """A CSV's rows (dicts by column name) without the columns that measure wall time
+    (``TIMING_COLUMNS``): what two runs of the same command must share to the letter."""
+    with open(path, encoding="utf-8", newline="") as fh:
+        rows = list(csv.DictReader(fh))
+    for r in rows:
+        for c in TIMING_COLUMNS:
+            r.pop(c, None)
+    return rows
 
 
 def tiered(cases, covers, ids=None):

@@ -111,7 +111,8 @@ def test_st_reinmax_monte_carlo(name, wrong):
 
 
 def test_reinmax_unbiased_at_tau_one_for_quadratics():
-    for objective, logits in itertools.product(("linear", "squared"), [LOGITS, (-1.0, 3.0)]):
+    # three classes (the shape the other tests compile); two classes are the bernoulli's below
+    for objective, logits in itertools.product(("linear", "squared"), [LOGITS, (-1.0, 3.0, 0.5)]):
         cell = make_cell("categorical", objective, logits=logits, tau=1.0)
         mean, _, _ = truth.exact(cell, ESTIMATORS["reinmax"])
         np.testing.assert_allclose(mean, truth.exact_gradient(cell), rtol=1e-12, atol=1e-15)

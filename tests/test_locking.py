@@ -1,7 +1,6 @@
 """One writer per results folder, and a resume that verifies its checkpoints (issue 9,
 items 1, 2 and 9): each test reproduces a finding of the reliability trial."""
 
-import csv
 import json
 import os
 import subprocess
@@ -11,22 +10,13 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from helpers import rows_without_timing
 
 from gradvar import io
 
 ROOT = Path(__file__).resolve().parents[1]
 SWEEP = ["compare", "--estimator", "sf,reparam", "--mu", "-1:1:5", "--samples", "3000"]
 SWEEP += ["--no-plot", "-q"]
-
-
-def rows(path):
-    """results.csv without its timing columns, row by row."""
-    with open(path, newline="") as fh:
-        table = list(csv.DictReader(fh))
-    for r in table:
-        for c in ("seconds", "estimates_per_s", "work_var"):
-            r.pop(c, None)
-    return table
 
 
 @contextmanager
@@ -116,7 +106,7 @@ def test_force_through_a_symlink_replaces_its_folder_and_leaves_no_stray(cli, tm
     result = cli(*SWEEP, "--seed", "1", "--out", "link", "--force")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in tmp_path.iterdir()) == ["link", "real"]
-    assert {r["seed"] for r in rows(tmp_path / "link" / "results.csv")} == {"1"}
+    assert {r["seed"] for r in rows_without_timing(tmp_path / "link" / "results.csv")} == {"1"}
 
 
 @pytest.mark.parametrize(
@@ -165,7 +155,9 @@ def test_resume_recomputes_a_damaged_cell_and_matches_the_whole_run(
     assert result.exit_code == 0, result.output
     assert "cell00001" in result.output and "recomputing" in result.output
     assert "cell00000" not in result.output  # the good cells are kept, not recomputed
-    assert rows(tmp_path / "x" / "results.csv") == rows(tmp_path / "whole" / "results.csv")
+    assert rows_without_timing(tmp_path / "x" / "results.csv") == rows_without_timing(
+        tmp_path / "whole" / "results.csv"
+    )
     assert (tmp_path / "x" / "summary.csv").read_text().count("\n") == (
         tmp_path / "whole" / "summary.csv"
     ).read_text().count("\n")
@@ -209,7 +201,7 @@ def test_stress_concurrent_writers_and_corrupt_resumes(tmp_path):
     for seed in ("0", "1"):
         proc = _gradvar(*base, "--seed", seed, "--out", f"ref{seed}", cwd=tmp_path)
         assert proc.communicate()[1] == "" and proc.returncode == 0
-        ref[seed] = rows(tmp_path / f"ref{seed}" / "results.csv")
+        ref[seed] = rows_without_timing(tmp_path / f"ref{seed}" / "results.csv")
     for trial in range(20):
         out = f"s{trial}"
         a = _gradvar(*base, "--seed", "0", "--out", out, cwd=tmp_path)
@@ -219,7 +211,7 @@ def test_stress_concurrent_writers_and_corrupt_resumes(tmp_path):
         codes = [a.returncode, b.returncode]
         assert "Traceback" not in "".join(errs)
         assert 0 in codes and set(codes) <= {0, 1, 2}, (codes, errs)
-        got = rows(tmp_path / out / "results.csv")
+        got = rows_without_timing(tmp_path / out / "results.csv")
         seeds = {r["seed"] for r in got}
         assert len(seeds) == 1 and got == ref[seeds.pop()]
         assert not io.partial_path(tmp_path / out).exists()
@@ -243,7 +235,7 @@ def test_stress_concurrent_writers_and_corrupt_resumes(tmp_path):
         proc = _gradvar(*base, "--seed", "0", "--out", out.name, "--resume", cwd=tmp_path)
         err = proc.communicate()[1]
         assert proc.returncode == 0 and "recomputing" in err, err
-        assert rows(out / "results.csv") == ref["0"]
+        assert rows_without_timing(out / "results.csv") == ref["0"]
         assert json.loads((out / "meta.json").read_text())["experiment"]["seed"] == 0
 
 
@@ -269,7 +261,9 @@ def test_an_error_after_finished_cells_keeps_them_for_resume(cli, tmp_path, monk
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
     assert cli(*SWEEP, "--out", "x", "--resume").exit_code == 0
-    assert rows(tmp_path / "x" / "results.csv") == rows(tmp_path / "whole" / "results.csv")
+    assert rows_without_timing(tmp_path / "x" / "results.csv") == rows_without_timing(
+        tmp_path / "whole" / "results.csv"
+    )
 
 
 def test_an_error_before_any_finished_cell_leaves_nothing(cli, tmp_path, monkeypatch):

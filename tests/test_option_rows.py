@@ -2,8 +2,9 @@
 read, their other option columns empty (REFERENCE 6b): the plan, compare, `gradvar run`
 on a TOML file, its console table, plots and resume, and sweep-tau."""
 
-import csv
 import itertools
+
+from helpers import rows_without_timing
 
 import gradvar
 from gradvar import io
@@ -88,15 +89,6 @@ def test_a_cell_where_no_estimator_runs_is_skipped():
     assert summary[summary.estimator == "rebar"].rao_samples.isna().all()
 
 
-def _lines(path):
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        for c in api.TIMING_COLUMNS:
-            r.pop(c, None)
-    return rows
-
-
 def test_run_on_a_toml_file_prints_plots_and_resumes(cli, tmp_path, monkeypatch):
     exp = tmp_path / "opts.toml"
     exp.write_text(TOML)
@@ -129,7 +121,9 @@ def test_run_on_a_toml_file_prints_plots_and_resumes(cli, tmp_path, monkeypatch)
     assert result.exit_code == 0, result.output
     assert len(calls) == 2  # the two cells left
     for name in ("results.csv", "summary.csv"):
-        assert _lines(tmp_path / "again" / name) == _lines(out / name), name
+        assert rows_without_timing(tmp_path / "again" / name) == rows_without_timing(out / name), (
+            name
+        )
 
 
 def test_sweep_tau_runs_the_references_once_and_resumes_to_the_same_best_tau(
@@ -173,4 +167,6 @@ def test_sweep_tau_runs_the_references_once_and_resumes_to_the_same_best_tau(
     assert result.exit_code == 0, result.output
     assert len(calls) == 3  # the swept cells left, then the references
     for name in ("results.csv", "summary.csv", "best_tau.csv"):
-        assert _lines(tmp_path / "again" / name) == _lines(tmp_path / "whole" / name), name
+        assert rows_without_timing(tmp_path / "again" / name) == rows_without_timing(
+            tmp_path / "whole" / name
+        ), name

@@ -1,10 +1,10 @@
 """gradvar run: TOML and meta.json experiments, key validation, replacing folders."""
 
-import csv
 import json
 from pathlib import Path
 
 import pytest
+from helpers import rows_without_timing
 
 from gradvar.studies import STUDIES, experiments
 
@@ -29,15 +29,6 @@ k = 0.5
 """
 
 
-def strip_timing(path):
-    with open(path, newline="") as fh:
-        rows = list(csv.DictReader(fh))
-    for r in rows:
-        for c in ("seconds", "estimates_per_s", "work_var"):
-            r.pop(c, None)
-    return rows
-
-
 def test_run_writes_results_named_after_the_file_and_meta_reruns_identically(cli, tmp_path):
     exp = write(tmp_path / "experiments" / "small.toml", SMALL)
     result = cli("run", exp, "-q")
@@ -48,7 +39,9 @@ def test_run_writes_results_named_after_the_file_and_meta_reruns_identically(cli
     assert meta["experiment"]["command"] == "compare" and meta["experiment"]["seed"] == 5
     again = cli("run", out / "meta.json", "--out", "rerun", "-q")
     assert again.exit_code == 0, again.output
-    assert strip_timing(out / "results.csv") == strip_timing(tmp_path / "rerun" / "results.csv")
+    assert rows_without_timing(out / "results.csv") == rows_without_timing(
+        tmp_path / "rerun" / "results.csv"
+    )
 
 
 def test_run_replaces_an_existing_folder_only_when_complete(cli, tmp_path, monkeypatch):
@@ -166,7 +159,9 @@ def test_ctrl_c_keeps_finished_cells_and_resume_continues(cli, tmp_path, monkeyp
         "results.csv",
         "summary.csv",
     ]
-    assert strip_timing(done / "results.csv") == strip_timing(tmp_path / "whole" / "results.csv")
+    assert rows_without_timing(done / "results.csv") == rows_without_timing(
+        tmp_path / "whole" / "results.csv"
+    )
 
 
 def test_resume_refuses_a_partial_of_another_experiment(cli, tmp_path, monkeypatch):

@@ -171,6 +171,43 @@ class Snapshot:
         self.last = time.monotonic()
 
 
+class CheckedTables:
+    """Finished units of work (compare's cells, train's trajectories) in a checkpoint folder:
+    unit i as the CSVs ``{prefix}{i:05d}.{table}.csv``, one per name in ``tables``, and their
+    check file ``{prefix}{i:05d}.check.json`` written last (:func:`gradvar.io.write_checked`).
+    A unit is read back after it is saved, so a resumed run gives the same bytes."""
+
+    def __init__(self, folder, prefix, tables):
+        self.folder, self.prefix, self.tables = Path(folder), prefix, tables
+        self.folder.mkdir(parents=True, exist_ok=True)
+
+    def files(self, i):
+        """(the CSVs of unit i in the order of ``tables``, its check file)."""
+        stem = f"{self.prefix}{i:05d}"
+        csvs = [self.folder / f"{stem}.{table}.csv" for table in self.tables]
+        return csvs, self.folder / f"{stem}{io.CHECK_SUFFIX}"
+
+    def load(self, i):
+        """Unit i's tables (in the order of ``tables``) as saved, or None: not saved, or
+        damaged (said on stderr; it is then recomputed)."""
+        csvs, check = self.files(i)
+        found = io.read_checked(check, csvs) if check.exists() else None
+        if found is None and any(path.exists() for path in (check, *csvs)):
+            print(
+                f"note: {check.parent / check.stem} failed its check (rows and hash); "
+                "recomputing it",
+                file=sys.stderr,
+            )
+        return found
+
+    def save(self, i, tables):
+        """Save unit i's tables (DataFrames in the order of ``tables``), the check file last;
+        return them as read back, the bytes a resumed run reads."""
+        csvs, check = self.files(i)
+        io.write_checked(check, dict(zip(csvs, tables, strict=True)))
+        return io.read_checked(check, csvs)
+
+
 def saved_states(cells):
     """The states saved in a checkpoint folder ``cells``, by file name (damaged ones left out)."""
     if not cells.is_dir():

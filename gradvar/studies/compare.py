@@ -4,16 +4,20 @@ the cells of ``sweep-tau``.
 """
 
 import math
-import sys
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from gradvar import defaults, engine, executor, spec, stats, truth
 from gradvar.model import OPTIONS, registry
-from gradvar.studies.base import Study, check_unknown_keywords, from_keywords, set_threads
+from gradvar.studies.base import (
+    CheckedTables,
+    Study,
+    check_unknown_keywords,
+    from_keywords,
+    set_threads,
+)
 
 # columns that depend on wall time (work_var = grad_var * seconds / n); all others are a
 # deterministic function of the command and seed
@@ -204,16 +208,14 @@ def run_plan(plan, progress=None, checkpoint=None, cluster=None):
     same bytes as an uninterrupted one.  With ``cluster`` (a :class:`gradvar.executor.
     Cluster`) the cells run there: the same tables.
     """
-    from gradvar import io
-
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        checkpoint.mkdir(parents=True, exist_ok=True)
+    store = (
+        None if checkpoint is None else CheckedTables(checkpoint, "cell", ("results", "summary"))
+    )
     saved, todo = {}, []
     for i in range(len(plan.cells)):
         if not plan.estimators_in(i):
             continue
-        found = _saved_cell(checkpoint, i) if checkpoint is not None else None
+        found = None if store is None else store.load(i)
         if found is None:
             todo.append(i)
         else:
@@ -230,46 +232,13 @@ def run_plan(plan, progress=None, checkpoint=None, cluster=None):
     else:  # in the order the cells finish there
         finished = ((i, run(i, outcome)) for i, outcome in cluster.outcomes(plan, todo, progress))
     for i, (r, s) in finished:
-        if checkpoint is None:
-            parts[i] = (r, s)
-            continue
-        done = _cell_files(checkpoint, i)
-        results, summ = _tables(plan, r, s)
-        io.write_checked(done[2], {done[1]: results, done[0]: summ})  # check file last
-        summ, results = io.read_checked(done[2], done[:2])  # read back: the bytes of a resume
-        parts[i] = (results, summ)
+        parts[i] = (r, s) if store is None else store.save(i, _tables(plan, r, s))
     order = sorted(parts)
-    if checkpoint is None:
+    if store is None:
         return _tables(plan, *(sum((parts[i][k] for i in order), []) for k in (0, 1)))
     results = pd.concat([parts[i][0] for i in order], ignore_index=True)
     summary = pd.concat([parts[i][1] for i in order], ignore_index=True)
     return results, summary
-
-
-def _cell_files(checkpoint, i):
-    """(summary, results, check file) of cell i in a checkpoint folder."""
-    from gradvar import io
-
-    stem = checkpoint / f"cell{i:05d}"
-    return (
-        stem.with_name(stem.name + ".summary.csv"),
-        stem.with_name(stem.name + ".results.csv"),
-        stem.with_name(stem.name + io.CHECK_SUFFIX),
-    )
-
-
-def _saved_cell(checkpoint, i):
-    """(results, summary) of cell i saved in ``checkpoint``, or None (a damaged one noted)."""
-    from gradvar import io
-
-    summary, results, check = _cell_files(checkpoint, i)
-    found = io.read_checked(check, (summary, results)) if check.exists() else None
-    if found is None and (check.exists() or summary.exists() or results.exists()):
-        print(
-            f"note: {check.parent / check.stem} failed its check (rows and hash); recomputing it",
-            file=sys.stderr,
-        )
-    return None if found is None else (found[1], found[0])
 
 
 def runs(plan):

@@ -24,9 +24,7 @@ saved as it comes back and assembled in the local order: the same table.
 """
 
 import math
-import sys
 from dataclasses import dataclass, field, replace
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -35,7 +33,7 @@ from gradvar import engine, truth
 from gradvar.kernels import rng
 from gradvar.model import registry
 from gradvar.model import relax as relax_model
-from gradvar.studies.base import Study, check_unknown_keywords, from_keywords
+from gradvar.studies.base import CheckedTables, Study, check_unknown_keywords, from_keywords
 
 REPLICATES = 100  # estimates per step used for grad_var
 COLUMNS = [
@@ -432,39 +430,23 @@ def run_trajectories(v, on_step=None, checkpoint=None, progress=None, cluster=No
     ``cluster`` (a :class:`gradvar.executor.Cluster`) each trajectory is one task on its
     workers, saved as it comes back (``on_step`` replayed from its rows).
     """
-    from gradvar import io
-
     runs = [(est, s) for est in v["ests"] for s in v["seeds"]]
     parts = [None] * len(runs)
-    if checkpoint is not None:
-        checkpoint = Path(checkpoint)
-        checkpoint.mkdir(parents=True, exist_ok=True)
-    files = [
-        (checkpoint / f"run{i:05d}.results.csv", checkpoint / f"run{i:05d}{io.CHECK_SUFFIX}")
-        for i in range(len(runs) if checkpoint is not None else 0)
-    ]
+    store = None if checkpoint is None else CheckedTables(checkpoint, "run", ("results",))
 
     def finish(i, table):
-        if checkpoint is not None:
-            done, check = files[i]
-            io.write_checked(check, {done: table})  # check file last
-            table = io.read_checked(check, [done])[0]  # read back: a resumed run, same bytes
+        if store is not None:
+            (table,) = store.save(i, [table])
         parts[i] = table
         if progress is not None:
             progress(1)
 
-    for i, (done, check) in enumerate(files):
-        saved = io.read_checked(check, [done]) if check.exists() else None
+    for i in range(len(runs) if store is not None else 0):
+        saved = store.load(i)
         if saved is not None:
             parts[i] = saved[0]
             if progress is not None:
                 progress(1)
-        elif check.exists() or done.exists():
-            print(
-                f"note: {check.parent / check.stem} failed its check (rows and hash); "
-                "recomputing it",
-                file=sys.stderr,
-            )
     todo = [i for i, part in enumerate(parts) if part is None]
     if cluster is None:
         for i in todo:
