@@ -43,6 +43,7 @@ import types
 from dataclasses import dataclass
 
 from gradvar.kernels import jit
+from gradvar.kernels.layout import WORK_ROWS
 
 SCRATCH_MAX = 16  # cells with at most this many coordinates and scratch width get literal sizes
 _SOURCES = ("kernels/*.py", "model/*.py", "engine.py")  # globs under gradvar/: every kernel source
@@ -676,16 +677,23 @@ def compiled(family, objective, estimator, shape=None):
         # S = 1 (one variate per sample): the plain loop is vectorised across samples by
         # LLVM already, and a table slows it (measured: bernoulli sf at half the rate)
         shape = shape if len(shape) == 3 and 2 <= shape[2] <= TABLE_MAX else shape[:2]
-    ident = (family.name, objective.name, kern.qualname, shape if static else None)
+    ident = (family.name, objective.name, kern.qualname, estimator.work_rows)
+    ident += (shape if static else None,)
     if ident in _LOADED:
         return _LOADED[ident]
     with _LOCK:
         if ident in _LOADED:
             return _LOADED[ident]
         jit.materialize()
-        key = digest(kern.__module__, family.noise.__module__, objective.kernel.__module__)
-        suffix = "_p{}w{}".format(*shape[:2]) + (f"s{shape[2]}" if len(shape) == 3 else "")
-        suffix = suffix if static else ""
+        modules = [kern.__module__, family.noise.__module__, objective.kernel.__module__]
+        if family.variate is not None:
+            modules.append(family.variate.__module__)
+        key = digest(*dict.fromkeys(modules))
+        suffix = ""
+        if static:
+            suffix = "_p{}w{}".format(*shape[:2]) + (f"s{shape[2]}" if len(shape) == 3 else "")
+        if estimator.work_rows != WORK_ROWS:
+            suffix += f"_r{estimator.work_rows}"
         # an objective named by an expression goes by its kernel module's name (a hash)
         label = objective.name if objective.name.isidentifier() else objective.kernel.__module__
         name = f"gradvar_{family.name}_{label}_{kern.__name__}{suffix}_{key}"

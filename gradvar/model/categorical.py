@@ -174,8 +174,9 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
     The draws k run in blocks of rows, in flat loops over a whole block each (packed by
     LLVM): E, the denominators pi_j E_i and the ratios, log1p, exp(-(.) / tau) (the inline
     math of :mod:`gradvar.kernels.fastmath`; every class, i too, whose value is then replaced
-    by 1); then the sums row by row.  A block is at most ``RAO_BLOCK`` numbers and fits in
-    half the scratch rows (``RAO_ROWS`` rows of the cell's width: the block, its denominators).
+    by 1); then the sums row by row.  A block is at most ``RAO_BLOCK`` numbers (one row of K
+    if K is larger) and fits in half the scratch rows (``RAO_ROWS`` rows of the cell's width:
+    the block, its denominators).
     Each number goes through the same operations as in one loop per row, and the sums run in
     the same order, so the estimates do not depend on the block size, bit for bit.
     """
@@ -186,7 +187,10 @@ def gumbel_rao(fp, objp, opts, aux, key, counter0, batch, work, g):
     width = rao * k
     own = substream(key, RAO_STREAM)
     inv_tau = 1.0 / tau
-    half = RAO_ROWS // 2 * work.shape[1]
+    half = (work.shape[0] - WORK_ROWS) // 2 * work.shape[1]  # RAO_ROWS // 2 rows each
+    if half < k:  # a caller without the scratch rows (Estimator.scratch_rows): NaN, counted
+        g[:] = np.nan
+        return
     flat = work.reshape(work.size)[WORK_ROWS * work.shape[1] :]  # the scratch rows
     e, d = flat[:half], flat[half:]
     rows = max(1, min(half, RAO_BLOCK) // k)  # rows of K draws per block
