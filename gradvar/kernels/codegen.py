@@ -672,11 +672,16 @@ def compiled(family, objective, estimator, shape=None):
     kern = estimator.kernel
     found = features()
     static = found.stack_scratch and shape is not None and max(shape[:2]) <= SCRATCH_MAX
+    # S = 1 (one variate per sample): the plain loop is vectorised across samples by LLVM
+    # already, and a table slows it (measured: bernoulli sf at half the rate)
+    blocked = (
+        static
+        and len(shape) == 3
+        and 2 <= shape[2] <= TABLE_MAX
+        and blocks_samples(family, estimator)
+    )
     if static:
-        shape = tuple(shape) if blocks_samples(family, estimator) else tuple(shape[:2])
-        # S = 1 (one variate per sample): the plain loop is vectorised across samples by
-        # LLVM already, and a table slows it (measured: bernoulli sf at half the rate)
-        shape = shape if len(shape) == 3 and 2 <= shape[2] <= TABLE_MAX else shape[:2]
+        shape = tuple(shape) if blocked else tuple(shape[:2])
     ident = (family.name, objective.name, kern.qualname, estimator.work_rows)
     ident += (shape if static else None,)
     if ident in _LOADED:
