@@ -189,18 +189,25 @@ def test_a_worker_killed_mid_run_changes_nothing(tmp_path, cluster, monkeypatch)
     same_tables(tmp_path / "local", tmp_path / "remote")
 
 
-def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path, cluster, blocks, monkeypatch):
-    base.run_into_folder(_prepared(PYTHON_RUN, tmp_path / "local"))
-    target = tmp_path / "remote"
-    real, calls = compare.run_cell, []
+def _ctrl_c_at_second_call(monkeypatch, owner, name):
+    """Make ``owner.name`` raise KeyboardInterrupt (Ctrl-C) at its second call; return the
+    real function (to put back for the resume)."""
+    real, calls = getattr(owner, name), []
 
-    def interrupted(*args, **kwargs):  # Ctrl-C while the second finished cell is written
+    def interrupted(*args, **kwargs):
         calls.append(1)
         if len(calls) == 2:
             raise KeyboardInterrupt
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(compare, "run_cell", interrupted)
+    monkeypatch.setattr(owner, name, interrupted)
+    return real
+
+
+def test_ctrl_c_keeps_finished_cells_and_resume_completes(tmp_path, cluster, blocks, monkeypatch):
+    base.run_into_folder(_prepared(PYTHON_RUN, tmp_path / "local"))
+    target = tmp_path / "remote"
+    real = _ctrl_c_at_second_call(monkeypatch, compare, "run_cell")  # as cell 2 is written
     with pytest.raises(base.Interrupted) as stop:
         base.run_into_folder(_prepared(PYTHON_RUN, target, scheduler=cluster))
     assert stop.value.kept == "1 finished cell(s)" and not target.exists()
@@ -298,15 +305,7 @@ def test_train_ctrl_c_on_a_cluster_keeps_trajectories_and_resumes(tmp_path, clus
 
     base.run_into_folder(prepared(tmp_path / "local"))
     target = tmp_path / "remote"
-    real, calls = io.write_checked, []
-
-    def interrupted(*args, **kwargs):  # Ctrl-C while the second finished trajectory is saved
-        calls.append(1)
-        if len(calls) == 2:
-            raise KeyboardInterrupt
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(io, "write_checked", interrupted)
+    real = _ctrl_c_at_second_call(monkeypatch, io, "write_checked")  # as trajectory 2 is saved
     with pytest.raises(base.Interrupted) as stop:
         base.run_into_folder(prepared(target, scheduler=cluster))
     assert stop.value.kept == "1 finished trajectory(ies)" and not target.exists()
