@@ -324,6 +324,9 @@ def option_axis(option, raw):
     check_finite(option.name, values, option.positive)
     if option.integer:
         values = [float(parse_count(v, option.name)) for v in values]
+    for v in values:
+        if v > option.maximum:
+            raise SpecError(f"{option.name} must be <= {option.maximum:.0e}, got {v:.6g}")
     return values
 
 

@@ -422,6 +422,7 @@ BAD_INPUT = [
     (["--batch", "0"], "batch must be >= 1"),
     (["--seed", "-1"], "seed must be >= 0"),
     (["--threads", "0"], "--threads"),
+    (["--family", "categorical", "--estimator", "gumbel-rao", "--rao-samples", "1e9"], "<= 1e+05"),
 ]
 
 

@@ -27,7 +27,8 @@ RAO_SAMPLES = register_option(
     Option(
         "rao_samples",
         10,
-        "Conditional Gumbel draws K' inside one gumbel-rao estimate (integer >= 1)",
+        "Conditional Gumbel draws K' inside one gumbel-rao estimate (integer, 1 to 100,000)",
         integer=True,
+        maximum=10**5,  # K' K draws per estimate: 1e5 x 10 classes is 1e6 per estimate
     )
 )

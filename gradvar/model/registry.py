@@ -65,6 +65,7 @@ class Option:
     positive: bool = True
     integer: bool = False
     index: int = -1
+    maximum: float = math.inf  # the largest value accepted (a count that could not finish)
 
     @property
     def flag(self):
