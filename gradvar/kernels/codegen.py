@@ -43,7 +43,7 @@ import types
 from dataclasses import dataclass
 
 from gradvar.kernels import jit
-from gradvar.kernels.layout import WORK_ROWS
+from gradvar.kernels.layout import LANE_Q, WORK_ROWS
 
 SCRATCH_MAX = 16  # cells with at most this many coordinates and scratch width get literal sizes
 _SOURCES = ("kernels/*.py", "model/*.py", "engine.py")  # globs under gradvar/: every kernel source
@@ -185,16 +185,7 @@ def fill(fp, objp, opts, aux, key, batch, start, work, buf):
     table = _scratch(1, {table})[0]
     n = buf.shape[0]
     if batch == 1:  # the same code with a literal batch: no division by 1, no batch loop
-        for i0 in range(0, n, {block}):
-            rows = min({block}, n - i0)
-            first = start + i0
-            _draw(fp, key, first, rows, table)
-            drawn = (table, key, first, rows)
-            for q in range(rows):
-                _est_table(fp, objp, opts, aux, drawn, first + q, 1, work, g)
-                for j in range({p}):
-                    buf[i0 + q, j] = g[j]
-    elif batch <= {block}:
+{single}    elif batch <= {block}:
         per = {block} // batch
         for i0 in range(0, n, per):
             rows = min(per, n - i0)
@@ -211,7 +202,74 @@ def fill(fp, objp, opts, aux, key, batch, start, work, buf):
             for j in range({p}):
                 buf[i, j] = g[j]
 '''
+_SINGLE_TABLE = """\
+        for i0 in range(0, n, {block}):
+            rows = min({block}, n - i0)
+            first = start + i0
+            _draw(fp, key, first, rows, table)
+            drawn = (table, key, first, rows)
+            for q in range(rows):
+                _est_table(fp, objp, opts, aux, drawn, first + q, 1, work, g)
+                for j in range({p}):
+                    buf[i0 + q, j] = g[j]
+"""
+
+# Lanes (``Estimator.lanes`` with a family's lane forms, batch 1): the estimates of {lanes}
+# samples side by side, sample r of a block in column r of (width, {lanes}) stack matrices;
+# the noise drawn variate by variate into t[j, r], then the estimator's lane kernel, whose
+# loops over the lanes vectorise the per-sample sums (each lane's sums keep their order: the
+# same bits as sample by sample).
+_SINGLE_LANES = """\
+        t = _scratch({s}, {lanes})
+        lanes = (
+            _scratch({width}, {lanes}),
+            _scratch({width}, {lanes}),
+            _scratch({width}, {lanes}),
+            _scratch({width}, {lanes}),
+            _scratch({lane_q}, {lanes}),
+        )
+        gl = _scratch({p}, {lanes})
+        for i0 in range(0, n, {lanes}):
+            rows = min({lanes}, n - i0)
+            first = start + i0
+            for j in range({s}):
+                for r in range(rows):
+                    t[j, r] = _variate(fp, key, (first + r) * {s} + j)
+            _est_lanes(fp, objp, opts, aux, t, rows, lanes, gl)
+            for r in range(rows):
+                for j in range({p}):
+                    buf[i0 + r, j] = gl[j, r]
+"""
+
+_LANE_DEFS = """\
+_est_lanes = rebind(
+    _estimator_lanes, score=_score_lanes, path=_path_lanes, vjp=_vjp_lanes, obj=_obj_lanes
+)
+"""
+
+# An objective without a lane form runs lane by lane: column r copied out and back.
+_OBJ_BY_LANE = """\
+@njit(error_model="numpy"{nrt}, nogil=True, inline="always")
+def _obj_lanes(x, objp, v, f, rows):
+    \"\"\"The objective (no lane form of its own) on lanes: column r through ``_obj``.\"\"\"
+    one = _scratch(2, {width})
+    for r in range(rows):
+        for j in range({width}):
+            one[0, j] = x[j, r]
+        f[r] = _obj(one[0], objp, one[1])
+        for j in range({width}):
+            v[j, r] = one[1, j]
+
+
+"""
 TABLE_MAX = 256  # doubles of noise per block: the samples of one block are TABLE_MAX // S
+LANE_VALUES = 640  # lanes per block: LANE_VALUES // width, a multiple of 8 in 8 .. 64
+
+
+def lane_count(width):
+    """Samples per block of lanes for a cell of this scratch width (8 .. 64, a multiple of 8:
+    whole 512-bit vectors; the block's matrices stay within the L1 cache)."""
+    return max(8, min(64, LANE_VALUES // width // 8 * 8))
 
 # The probes of the Numba internals: one tiny cached module each, loaded like the kernels
 # (so a corrupt or unwritable cache does not turn into a missing feature).
@@ -598,7 +656,29 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
         imports.append((family.variate.__module__, family.variate.__name__, "_variate"))
         size = shape[2]
         block = max(1, TABLE_MAX // size)
-        fill = _BLOCKED_FILL.format(s=size, block=block, table=block * size, **parts)
+        lanes = uses_lanes(family, estimator)
+        local = dict(s=size, block=block, table=block * size, **parts)
+        if lanes:
+            count = lane_count(shape[1])
+            single = _SINGLE_LANES.format(lanes=count, width=shape[1], lane_q=LANE_Q, **local)
+            for kern_lanes, alias in (
+                (estimator.lanes, "_estimator_lanes"),
+                (family.score_lanes, "_score_lanes"),
+                (family.path_lanes, "_path_lanes"),
+                (family.vjp_lanes, "_vjp_lanes"),
+            ):
+                imports.append((kern_lanes.__module__, kern_lanes.__name__, alias))
+            if objective.lanes is not None:
+                obj_lanes = objective.lanes
+                imports.append((obj_lanes.__module__, obj_lanes.__name__, "_obj_lanes"))
+                defs = _LANE_DEFS
+            else:
+                defs = _OBJ_BY_LANE.format(width=shape[1], **parts) + _LANE_DEFS
+            described += f", lanes of {count}"
+        else:
+            single = _SINGLE_TABLE.format(**local)
+            defs = ""
+        fill = defs + ("\n\n" if defs else "") + _BLOCKED_FILL.format(single=single, **local)
         described += f", S={size}, blocks of {block}"
     else:
         fill = _PLAIN_FILL.format(**parts)
@@ -646,6 +726,12 @@ def blocks_samples(family, estimator):
     return family.variate is not None and ours and not own
 
 
+def uses_lanes(family, estimator):
+    """Whether a blocked ``fill`` (:func:`blocks_samples`) runs batch 1 on lanes: the
+    estimator has a lane kernel and the family lane forms of its kernels."""
+    return estimator.lanes is not None and family.has_lanes
+
+
 def _family_kernels(family):
     return [
         (family.noise, "_noise"),
@@ -682,7 +768,8 @@ def compiled(family, objective, estimator, shape=None):
     )
     if static:
         shape = tuple(shape) if blocked else tuple(shape[:2])
-    ident = (family.name, objective.name, kern.qualname, estimator.work_rows)
+    lanes = blocked and uses_lanes(family, estimator)
+    ident = (family.name, objective.name, kern.qualname, estimator.work_rows, lanes)
     ident += (shape if static else None,)
     if ident in _LOADED:
         return _LOADED[ident]
@@ -693,10 +780,15 @@ def compiled(family, objective, estimator, shape=None):
         modules = [kern.__module__, family.noise.__module__, objective.kernel.__module__]
         if family.variate is not None:
             modules.append(family.variate.__module__)
+        if lanes:
+            modules += [estimator.lanes.__module__, family.score_lanes.__module__]
+            if objective.lanes is not None:
+                modules.append(objective.lanes.__module__)
         key = digest(*dict.fromkeys(modules))
         suffix = ""
         if static:
             suffix = "_p{}w{}".format(*shape[:2]) + (f"s{shape[2]}" if len(shape) == 3 else "")
+            suffix += "_lanes" if lanes else ""
         if estimator.work_rows != WORK_ROWS:
             suffix += f"_r{estimator.work_rows}"
         # an objective named by an expression goes by its kernel module's name (a hash)

@@ -18,3 +18,9 @@ V = 3  # df/dx at the sample
 S = 4  # the score d log p / d theta
 G = 5  # the estimate being written (the engine's drivers point g here)
 WORK_ROWS = 6
+
+# Lanes (``Estimator.lanes``, ``Family.score_lanes``): a block of samples side by side, one
+# per column of (width, R) matrices x, h, v, s as the rows above, and q (LANE_Q, R) per-lane
+# scalars: rows 0 .. 2 the family's kernels' scratch, F_LANE the value of f.
+F_LANE = 3
+LANE_Q = 4

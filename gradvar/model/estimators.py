@@ -15,11 +15,22 @@ direct calls, which it can inline and cache.
 """
 
 from gradvar.kernels.jit import kernel
-from gradvar.kernels.layout import STATE, H, S, V, X
+from gradvar.kernels.layout import F_LANE, STATE, H, S, V, X
 from gradvar.model.options import TAU
 from gradvar.model.registry import LEAVE_ONE_OUT, estimator
 
 noise = score = path = vjp = obj = None  # bound per combination by the engine
+
+
+@kernel(inline="always")
+def sf_lanes(fp, objp, opts, aux, t, rows, work, g):
+    """``sf`` at batch 1 on a block of lanes: g = f(x) grad log p(x) per lane."""
+    x, h, v, s, q = work
+    score(fp, t, x, s, q, rows)
+    obj(x, objp, v, q[F_LANE], rows)
+    for j in range(g.shape[0]):
+        for r in range(rows):
+            g[j, r] = 0.0 + q[F_LANE, r] * s[j, r]
 
 
 @estimator(
@@ -27,6 +38,7 @@ noise = score = path = vjp = obj = None  # bound per combination by the engine
     "score function / REINFORCE: f(z) grad log p(z)",
     "f(x) * dlogp(x)",
     requires="score",
+    lanes=sf_lanes,
 )
 @kernel
 def sf(fp, objp, opts, aux, key, counter0, batch, work, g):
@@ -43,12 +55,29 @@ def sf(fp, objp, opts, aux, key, counter0, batch, work, g):
         g[j] /= batch
 
 
+@kernel(inline="always")
+def sf_baseline_lanes(fp, objp, opts, aux, t, rows, work, g):
+    """``sf-baseline`` at batch 1 on a block of lanes: g = (f(x) - b) grad log p(x), b_j =
+    aux[1 + j]; leave-one-out (which needs batch >= 2) as ``sf_baseline`` computes it at
+    batch 1: b = (f - f) / 0, NaN."""
+    x, h, v, s, q = work
+    score(fp, t, x, s, q, rows)
+    obj(x, objp, v, q[F_LANE], rows)
+    loo = aux[0] == LEAVE_ONE_OUT
+    for j in range(g.shape[0]):
+        for r in range(rows):
+            f = q[F_LANE, r]
+            c = f - ((0.0 + f) - f) / 0.0 if loo else f - aux[1 + j]
+            g[j, r] = 0.0 + c * s[j, r]
+
+
 @estimator(
     "sf-baseline",
     "score function with a baseline: (f(z) - b) grad log p(z)",
     "(f(x) - b) * dlogp(x)",
     requires="score",
     options=("baseline",),
+    lanes=sf_baseline_lanes,
 )
 @kernel
 def sf_baseline(fp, objp, opts, aux, key, counter0, batch, work, g):
@@ -83,6 +112,19 @@ def sf_baseline(fp, objp, opts, aux, key, counter0, batch, work, g):
         g[j] /= batch
 
 
+@kernel(inline="always")
+def pathwise_lanes(fp, objp, opts, aux, t, rows, work, g):
+    """``pathwise`` at batch 1 on a block of lanes: g = (dy/dtheta)^T grad f(y) per lane."""
+    x, h, v, s, q = work
+    tau = opts[TAU]
+    path(fp, tau, t, x, h, q, rows)
+    obj(x, objp, v, q[F_LANE], rows)
+    for j in range(g.shape[0]):
+        for r in range(rows):
+            g[j, r] = 0.0
+    vjp(fp, tau, t, x, v, g, q, rows)
+
+
 @estimator(
     "gumbel-softmax",
     "Gumbel-Softmax / Concrete: pathwise gradient of f(softmax((o+G)/tau))",
@@ -90,12 +132,14 @@ def sf_baseline(fp, objp, opts, aux, key, counter0, batch, work, g):
     requires="relax",
     unbiased_for="relaxed",
     options=("tau",),
+    lanes=pathwise_lanes,
 )
 @estimator(
     "reparam",
     "reparameterization / pathwise: f'(g(eps)) dg/dtheta",
     "f'(z) * dz/dtheta",
     requires="reparam",
+    lanes=pathwise_lanes,
 )
 @kernel
 def pathwise(fp, objp, opts, aux, key, counter0, batch, work, g):
@@ -117,6 +161,19 @@ def pathwise(fp, objp, opts, aux, key, counter0, batch, work, g):
         g[j] /= batch
 
 
+@kernel(inline="always")
+def st_gumbel_lanes(fp, objp, opts, aux, t, rows, work, g):
+    """``st-gumbel`` at batch 1 on a block of lanes: g = (dy/dtheta)^T grad f(h) per lane."""
+    x, h, v, s, q = work
+    tau = opts[TAU]
+    path(fp, tau, t, x, h, q, rows)
+    obj(h, objp, v, q[F_LANE], rows)
+    for j in range(g.shape[0]):
+        for r in range(rows):
+            g[j, r] = 0.0
+    vjp(fp, tau, t, x, v, g, q, rows)
+
+
 @estimator(
     "st-gumbel",
     "straight-through Gumbel: forward one-hot h, backward through soft y",
@@ -124,6 +181,7 @@ def pathwise(fp, objp, opts, aux, key, counter0, batch, work, g):
     requires="relax",
     unbiased_for="none",
     options=("tau",),
+    lanes=st_gumbel_lanes,
 )
 @kernel
 def st_gumbel(fp, objp, opts, aux, key, counter0, batch, work, g):

@@ -167,6 +167,69 @@ def categorical_vjp(fp, tau, state, y, v, g):
         g[j] += y[j] * (v[j] - yv) / tau
 
 
+# Lane forms (see Family.score_lanes): column r of every (rows, R) matrix is one sample, and
+# each lane runs the operations of the kernel above in the same order, so a block of samples
+# gives the same bits as the samples one by one; the loops over the lanes vectorise.
+@kernel(inline="always")
+def _argmax_lanes(fp, t, q, rows):
+    """q[0] = max_j (o_j + G_j), q[1] = its first index j, per lane (``_argmax_perturbed``)."""
+    k = t.shape[0]
+    for r in range(rows):
+        q[0, r] = fp[0] + t[0, r]
+        q[1, r] = 0.0
+    for j in range(1, k):
+        for r in range(rows):
+            a = fp[j] + t[j, r]
+            up = a > q[0, r]
+            q[0, r] = a if up else q[0, r]
+            q[1, r] = float(j) if up else q[1, r]
+
+
+@kernel(inline="always")
+def categorical_score_lanes(fp, t, x, s, q, rows):
+    """``categorical_score`` per lane: x = e_i, score = e_i - softmax(o)."""
+    k = t.shape[0]
+    _argmax_lanes(fp, t, q, rows)
+    for j in range(k):
+        for r in range(rows):
+            hit = q[1, r] == j
+            x[j, r] = 1.0 if hit else 0.0
+            s[j, r] = -fp[k + j] + 1.0 if hit else -fp[k + j]
+
+
+@kernel(inline="always")
+def categorical_path_lanes(fp, tau, t, y, h, q, rows):
+    """``categorical_path`` per lane: y = softmax((o + G) / tau), h = onehot(argmax)."""
+    k = t.shape[0]
+    _argmax_lanes(fp, t, q, rows)
+    for j in range(k):
+        for r in range(rows):
+            y[j, r] = fastmath.exp((fp[j] + t[j, r] - q[0, r]) / tau)
+            h[j, r] = 1.0 if q[1, r] == j else 0.0
+    for r in range(rows):
+        q[2, r] = 0.0
+    for j in range(k):
+        for r in range(rows):
+            q[2, r] += y[j, r]
+    for j in range(k):
+        for r in range(rows):
+            y[j, r] /= q[2, r]
+
+
+@kernel(inline="always")
+def categorical_vjp_lanes(fp, tau, t, y, v, g, q, rows):
+    """``categorical_vjp`` per lane: g += y * (v - y.v) / tau."""
+    k = t.shape[0]
+    for r in range(rows):
+        q[2, r] = 0.0
+    for j in range(k):
+        for r in range(rows):
+            q[2, r] += y[j, r] * v[j, r]
+    for j in range(k):
+        for r in range(rows):
+            g[j, r] += y[j, r] * (v[j, r] - q[2, r]) / tau
+
+
 def softmax(logits):
     """Numerically stable softmax (NumPy)."""
     z = np.exp(logits - np.max(logits))
@@ -216,6 +279,9 @@ register_family(
         score=categorical_score,
         path=categorical_path,
         vjp=categorical_vjp,
+        score_lanes=categorical_score_lanes,
+        path_lanes=categorical_path_lanes,
+        vjp_lanes=categorical_vjp_lanes,
         state_size=lambda dim: dim,
         default_objective="squared",
         default_estimators=("sf", "sf-baseline", "gumbel-softmax", "st-gumbel"),

@@ -159,12 +159,40 @@ def normal_gaussian(x, objp, grad):
 
 
 # --- categorical family: f on the simplex (one-hot samples or relaxed y) ------------------
+@kernel(inline="always")
+def categorical_linear_lanes(x, objp, grad, f, rows):
+    """``categorical_linear`` per lane (column r of x, grad; f[r])."""
+    for r in range(rows):
+        f[r] = 0.0
+    for j in range(x.shape[0]):
+        for r in range(rows):
+            grad[j, r] = objp[j]
+            f[r] += objp[j] * x[j, r]
+
+
+@kernel(inline="always")
+def categorical_squared_lanes(x, objp, grad, f, rows):
+    """``categorical_squared`` per lane (column r of x, grad; f[r])."""
+    k = x.shape[0]
+    for r in range(rows):
+        f[r] = -objp[k]
+    for j in range(k):
+        for r in range(rows):
+            f[r] += objp[j] * x[j, r]
+    for j in range(k):
+        for r in range(rows):
+            grad[j, r] = 2.0 * f[r] * objp[j]
+    for r in range(rows):
+        f[r] = f[r] * f[r]
+
+
 @objective(
     "categorical",
     "linear",
     params=(Param("w", _weights, vector=True, help="weights, default 1..K"),),
     summary="f(y) = w . y",
     formula="w.y",
+    lanes=categorical_linear_lanes,
 )
 @kernel
 def categorical_linear(x, objp, grad):
@@ -185,6 +213,7 @@ def categorical_linear(x, objp, grad):
     ),
     summary="f(y) = (w . y - t)^2",
     formula="(w.y-t)^2",
+    lanes=categorical_squared_lanes,
 )
 @kernel
 def categorical_squared(x, objp, grad):
@@ -259,6 +288,7 @@ objective(
     exact_mean=lambda fam, par: float(np.asarray(par["w"], dtype=float) @ _mb_p(fam)[0]),
     exact_grad=lambda fam, par: np.asarray(par["w"], dtype=float) * np.prod(_mb_p(fam), axis=0),
     degree=1,
+    lanes=categorical_linear_lanes,
 )(categorical_linear)
 
 objective(
@@ -273,4 +303,5 @@ objective(
     exact_mean=_mb_squared_mean,
     exact_grad=_mb_squared_grad,
     degree=2,
+    lanes=categorical_squared_lanes,
 )(categorical_squared)

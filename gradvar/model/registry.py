@@ -109,6 +109,12 @@ class Family:
     ``variate(fp, key, index)`` (optional): the noise as one flat sequence, the state of sample
     c being variates c S .. c S + S - 1 (S = ``state_size``); with it the generated kernels
     draw the noise of a block of samples in one vectorised loop.
+    ``score_lanes(fp, t, x, s, q, rows)``, ``path_lanes(fp, tau, t, y, h, q, rows)`` and
+    ``vjp_lanes(fp, tau, t, y, v, g, q, rows)`` (optional, with ``variate``): the same three
+    kernels on a block of samples side by side, one per column (lane) of (width, R) matrices,
+    ``t`` holding their noise (state j of lane r at ``t[j, r]``), ``q`` (4, R) per-lane scratch;
+    each lane must run the operations of the one-sample kernel in the same order (the same
+    bits), so that the loops over the lanes vectorise without changing a result.
 
     Ground-truth hooks (None where they do not apply):
     ``outcomes(values) -> (states, weights)``: every value of the base noise that matters,
@@ -150,6 +156,13 @@ class Family:
     noise_pdf: Callable | None = None  # density of a one-dimensional base noise (see below)
     noise_support: tuple = (-math.inf, math.inf)
     variate: object = None  # kernel (fp, key, index) -> variate number index (see above)
+    score_lanes: object = None  # the lane forms of score, path, vjp (see above)
+    path_lanes: object = None
+    vjp_lanes: object = None
+
+    @property
+    def has_lanes(self):
+        return None not in (self.variate, self.score_lanes, self.path_lanes, self.vjp_lanes)
 
 
 @dataclass(frozen=True)
@@ -168,7 +181,10 @@ class Objective:
     baseline)``: ground truth where the family's quadrature rule does not converge (None
     where it has none either).  ``pieces(x, values)`` labels the smooth piece of f a sample
     lies in, where f has kinks or jumps (None: smooth), so that the ground truth can
-    integrate piece by piece.
+    integrate piece by piece.  ``lanes(x, objp, v, f, rows)`` (optional): the kernel on a
+    block of samples, one per column r < rows of the (width, R) matrices x and v, f[r] = f of
+    lane r, each lane computed with the operations of ``kernel`` in the same order (see
+    ``Family.score_lanes``); without it the generated kernels call ``kernel`` lane by lane.
     """
 
     family: str
@@ -186,6 +202,7 @@ class Objective:
     derivatives_at: Callable | None = None  # (z, values) -> [f, f', ..., f^(derivatives)]
     exact_moments: Callable | None = None  # (cell, est, baseline) -> (mean, var[, note]) or None
     pieces: Callable | None = None  # (x, values) -> label of the smooth piece x lies in
+    lanes: object = None  # kernel (x, objp, v, f, rows): ``kernel`` on a block of lanes
 
     def pack(self, values, dim):
         parts = [np.atleast_1d(np.asarray(values[p.name], dtype=float)) for p in self.params]
@@ -212,6 +229,12 @@ class Estimator:
     say; per-cell work is not counted in ``f_evals``).  ``needs_derivatives``: the order of
     df/dx the objective must provide (``Objective.derivatives``).  ``scratch_rows``: rows of
     ``work`` beyond the shared ones (``layout.WORK_ROWS`` on) that its kernel uses as scratch.
+    ``lanes(fp, objp, opts, aux, t, rows, work, g)`` (optional): the estimates of batch 1 of
+    ``rows`` samples side by side (one per column, see ``Family.score_lanes``) from their
+    noise ``t``, written with the lane forms of the family's kernels and of the objective (bound
+    as ``score``, ``path``, ``vjp``, ``obj``); ``work`` is the tuple (x, h, v, s, q) of lane
+    matrices (:mod:`gradvar.kernels.layout`), g (P, R).  Each lane must give the bits of
+    ``kernel``; families with lane forms then run it on blocks of samples.
     """
 
     name: str
@@ -230,6 +253,7 @@ class Estimator:
     aux: Callable | None = None  # (cell) -> the array the kernel reads as aux
     needs_derivatives: int = 1  # the order of df/dx it needs from the objective
     scratch_rows: int = 0  # rows of work of its own, after the layout.WORK_ROWS shared ones
+    lanes: object = None  # kernel: ``kernel`` at batch 1 on a block of samples (see above)
 
     def evals(self, options):
         """Evaluations of f (or of its gradient) per sample, for the cost columns."""
