@@ -271,6 +271,7 @@ def lane_count(width):
     whole 512-bit vectors; the block's matrices stay within the L1 cache)."""
     return max(8, min(64, LANE_VALUES // width // 8 * 8))
 
+
 # The probes of the Numba internals: one tiny cached module each, loaded like the kernels
 # (so a corrupt or unwritable cache does not turn into a missing feature).
 _PROBES = {
