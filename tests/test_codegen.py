@@ -2,6 +2,7 @@
 source, a Numba without the private internals falls back to the exact same numbers, and a
 run packed as an engine Task gives the same numbers in a fresh process."""
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
@@ -16,7 +17,7 @@ import numpy as np
 import pytest
 from helpers import ROOT, make_cell, run_python
 
-from gradvar import engine, truth
+from gradvar import engine, spec, truth
 from gradvar.kernels import codegen
 from gradvar.model import registry
 
@@ -51,8 +52,10 @@ def _ruff():
         dict(shape=(2, 2), nrt_off=True, cache=True),  # small cell: literal sizes, stack scratch
         dict(shape=None, nrt_off=False, cache=False),  # the heap fallback, in memory
         dict(shape=(3, 3, 3), nrt_off=True, cache=True),  # sample blocking (categorical)
+        dict(shape=(3, 3, 3), nrt_off=True, cache=True, lanes=True),  # lanes (categorical)
+        dict(shape=(3, 3, 3), nrt_off=True, cache=True, lanes=True, expression=True),
     ],
-    ids=["static", "dynamic", "blocked"],
+    ids=["static", "dynamic", "blocked", "lanes", "lanes-by-lane-objective"],
 )
 def test_rendered_template_passes_ruff_check(tmp_path, variant):
     """The generated modules are never linted where they are written, so lint the template
@@ -63,8 +66,15 @@ def test_rendered_template_passes_ruff_check(tmp_path, variant):
     name = "categorical" if variant["shape"] and len(variant["shape"]) == 3 else "normal"
     fam = registry.FAMILIES[name]
     obj = registry.OBJECTIVES[(name, fam.default_objective)]
+    if variant.pop("expression", False):  # an objective without a lane form
+        obj = dataclasses.replace(obj, lanes=None)
+    # sf-baseline runs on lanes on the categorical; st (no lane kernel) on the noise table
+    est = EST["sf-baseline"] if variant.pop("lanes", False) or name == "normal" else EST["st"]
+    text = codegen.render(fam, obj, est, key="0123456789ab", **variant)
+    assert ("_est_lanes(" in text) == (est.name == "sf-baseline" and name == "categorical")
+    assert ("def _obj_lanes(" in text) == (obj.lanes is None and "_est_lanes(" in text)
     path = tmp_path / "gradvar_generated.py"
-    path.write_text(codegen.render(fam, obj, EST["sf-baseline"], key="0123456789ab", **variant))
+    path.write_text(text)
     proc = subprocess.run(
         [*ruff, "check", "--no-cache", "--config", str(PROJECT / "pyproject.toml"), str(path)],
         capture_output=True,
@@ -124,13 +134,13 @@ def test_which_kernels_block_their_samples():
     assert not codegen.blocks_samples(cat, WRONG_ST)
 
 
-def _fills(cell, est, batch, n, start=5):
+def _fills(cell, est, batch, n, start=5, baseline="loo"):
     """fill's estimates through the blocked module and the plain one (same cell, batch)."""
     out = []
     for shape in (cell.shape, cell.shape[:2]):
         module = codegen.compiled(cell.family, cell.objective, est, shape)
         buf = np.empty((n, len(cell.coords)))
-        aux = engine.estimator_aux(module, cell, est, "loo", 3, None)
+        aux = engine.estimator_aux(module, cell, est, baseline, 3, None)
         key = np.uint64(0xDEAD_BEEF_0000_0001)
         work = np.empty((est.work_rows, cell.width))
         module.fill(cell.fp(), cell.objp(), cell.opts(), aux, key, batch, start, work, buf)
@@ -169,6 +179,71 @@ def test_blocked_fill_gives_the_plain_fill_bits_for_more_kernels(family, est, ba
     cell = make_cell(family, "squared", batch, logits=np.linspace(1.0, -1.0, 7))
     blocked, plain = _fills(cell, EST[est], batch, n=200)
     assert blocked.tobytes() == plain.tobytes()
+
+
+# --- lanes -----------------------------------------------------------------------------------
+def test_which_kernels_run_on_lanes():
+    cat = registry.FAMILIES["categorical"]
+    for name in ("sf", "sf-baseline", "gumbel-softmax", "st-gumbel"):
+        assert codegen.uses_lanes(cat, EST[name]), name
+    assert not codegen.uses_lanes(cat, EST["reinmax"])  # no lane kernel: the noise table
+    assert not codegen.uses_lanes(registry.FAMILIES["multibernoulli"], EST["sf"])  # no forms
+    assert not codegen.uses_lanes(registry.FAMILIES["normal"], EST["reparam"])
+    assert [codegen.lane_count(w) for w in (2, 10, 11, 16)] == [64, 64, 56, 40]
+
+
+def _lane_cells():
+    """Cells whose lanes must give the bits of the samples one by one: an objective with a
+    lane form and an expression run lane by lane, the extremes tau = 1e-3 and logits +-1e3
+    (underflowing softmax terms), 17 classes (a heap fallback: never on lanes)."""
+    expression = spec.objective_entry(registry.FAMILIES["categorical"], "(y[0] - 2*y[2])**2", ())
+    return [
+        make_cell("categorical", "squared", logits=np.linspace(1.0, -1.0, 10)),
+        make_cell("categorical", "linear", logits=np.array([0.3, -0.2, 0.1])),
+        make_cell("categorical", obj=expression, logits=np.array([0.2, -0.4, 0.9, 0.0])),
+        make_cell("categorical", "squared", tau=1e-3, logits=np.array([1e3, -1e3, 0.0])),
+    ]
+
+
+_LANE_CASES = [  # (estimator, cell of _lane_cells()): each estimator and cell once, fast
+    ("sf", 3),
+    ("sf-baseline", 1),
+    ("gumbel-softmax", 0),
+    ("gumbel-softmax", 3),
+    ("st-gumbel", 2),
+]
+
+
+@pytest.mark.parametrize(
+    "est, which",
+    _LANE_CASES
+    + [
+        pytest.param(est, which, marks=pytest.mark.slow)
+        for est in ("sf", "sf-baseline", "gumbel-softmax", "st-gumbel")
+        for which in range(4)
+        if (est, which) not in _LANE_CASES
+    ],
+)
+def test_lanes_give_the_bits_of_one_sample_at_a_time(est, which):
+    """n = 150 from sample 5: two whole blocks of 64 lanes and a part block (sf-baseline with
+    the mean baseline; leave-one-out needs batch >= 2, see test_blocked_fill_...)."""
+    cell = _lane_cells()[which]
+    assert codegen.uses_lanes(cell.family, EST[est])
+    lanes, plain = _fills(cell, EST[est], 1, n=150, baseline="mean")
+    assert lanes.tobytes() == plain.tobytes()
+    assert which == 3 or len(np.unique(lanes[:, 0])) > 1  # at logits +-1e3 sf's are all 0
+
+
+def test_a_lane_kernel_summing_in_another_order_is_caught():
+    """The deliberately wrong twin: gumbel-softmax's lanes with the softmax denominator summed
+    from the last class down, the same distribution to the last bits, and the bit-for-bit check
+    above rejects it."""
+    from wrong_categorical import WRONG_GS_LANES
+
+    cell = _lane_cells()[0]
+    wrong, plain = _fills(cell, WRONG_GS_LANES, 1, n=150)
+    assert wrong.tobytes() != plain.tobytes()
+    np.testing.assert_allclose(wrong, plain, rtol=1e-12, atol=1e-12)
 
 
 # --- the digest ------------------------------------------------------------------------------
@@ -239,7 +314,7 @@ with contextlib.redirect_stderr(err):
     found = codegen.features()
     from helpers import make_cell
     from test_codegen import _hexes
-    from gradvar import engine, truth
+    from gradvar import engine, spec, truth
     from gradvar.model import registry
     runs, names = [], []
     for family, objective, est, baseline, batch, values in json.loads({jobs!r}):

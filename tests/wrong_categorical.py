@@ -7,9 +7,10 @@ assert that the check which accepts the right estimator rejects it.  Categorical
 
 import math
 
+from gradvar.kernels import fastmath
 from gradvar.kernels.jit import kernel
 from gradvar.model.options import TAU
-from gradvar.model.registry import Estimator
+from gradvar.model.registry import ESTIMATORS, Estimator
 
 noise = score = path = vjp = obj = None  # bound per combination by the engine
 
@@ -91,12 +92,53 @@ def wrong_rao_unconditional(fp, objp, opts, aux, key, counter0, batch, work, g):
         g[j] /= batch
 
 
-def _wrong(name, kern, options=("tau",)):
+@kernel(inline="always")
+def wrong_gs_lanes_reversed_sum(fp, objp, opts, aux, t, rows, work, g):
+    """gumbel-softmax's lanes (``pathwise_lanes`` with the categorical's path) with the
+    softmax denominator summed from the last class down: the same numbers but for the last
+    bits, which the lanes' bit-for-bit check must catch."""
+    y, h, v, s, q = work
+    tau, k = opts[TAU], t.shape[0]
+    for r in range(rows):
+        q[0, r] = fp[0] + t[0, r]
+    for j in range(1, k):
+        for r in range(rows):
+            q[0, r] = max(q[0, r], fp[j] + t[j, r])
+    for j in range(k):
+        for r in range(rows):
+            y[j, r] = fastmath.exp((fp[j] + t[j, r] - q[0, r]) / tau)
+    for r in range(rows):
+        q[2, r] = 0.0
+    for j in range(k - 1, -1, -1):
+        for r in range(rows):
+            q[2, r] += y[j, r]
+    for j in range(k):
+        for r in range(rows):
+            y[j, r] /= q[2, r]
+    obj(y, objp, v, q[3], rows)
+    for j in range(g.shape[0]):
+        for r in range(rows):
+            g[j, r] = 0.0
+    vjp(fp, tau, t, y, v, g, q, rows)
+
+
+def _wrong(name, kern, options=("tau",), lanes=None):
     return Estimator(
-        name, "deliberately wrong", "", kern, requires="relax", unbiased_for="none", options=options
+        name,
+        "deliberately wrong",
+        "",
+        kern,
+        requires="relax",
+        unbiased_for="none",
+        options=options,
+        lanes=lanes,
     )
 
 
 WRONG_ST = _wrong("wrong-st-no-temperature", wrong_st_no_temperature)
 WRONG_REINMAX = _wrong("wrong-reinmax-pi", wrong_reinmax_pi)
 WRONG_RAO = _wrong("wrong-rao-unconditional", wrong_rao_unconditional)
+# gradvar's own one-sample kernel (so that its blocks run on lanes) with wrong lanes
+WRONG_GS_LANES = _wrong(
+    "wrong-gs-lanes", ESTIMATORS["gumbel-softmax"].kernel, lanes=wrong_gs_lanes_reversed_sum
+)

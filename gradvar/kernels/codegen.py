@@ -769,9 +769,9 @@ def compiled(family, objective, estimator, shape=None):
     )
     if static:
         shape = tuple(shape) if blocked else tuple(shape[:2])
-    lanes = blocked and uses_lanes(family, estimator)
-    ident = (family.name, objective.name, kern.qualname, estimator.work_rows, lanes)
-    ident += (shape if static else None,)
+    lanes = estimator.lanes if blocked and uses_lanes(family, estimator) else None
+    ident = (family.name, objective.name, kern.qualname, estimator.work_rows)
+    ident += (lanes.qualname if lanes else None, shape if static else None)
     if ident in _LOADED:
         return _LOADED[ident]
     with _LOCK:
@@ -789,7 +789,7 @@ def compiled(family, objective, estimator, shape=None):
         suffix = ""
         if static:
             suffix = "_p{}w{}".format(*shape[:2]) + (f"s{shape[2]}" if len(shape) == 3 else "")
-            suffix += "_lanes" if lanes else ""
+            suffix += f"_{lanes.__name__}" if lanes else ""
         if estimator.work_rows != WORK_ROWS:
             suffix += f"_r{estimator.work_rows}"
         # an objective named by an expression goes by its kernel module's name (a hash)
