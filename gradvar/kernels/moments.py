@@ -16,23 +16,29 @@ def chunk_moments(buf, mom, cnt):
     chunk_moments_rows(buf.T, mom, cnt, np.empty((4, buf.shape[0])))
 
 
-@kernel(inline="never")  # out of line: inlined with a literal P, the loops over j unrolled
-# into scalar add chains (1.7 ns per estimate at P = 2); compiled on its own they become
-# two-lane vector operations (1.1 ns).  Numba disables the SLP vectorizer (#8705).
+@kernel(inline="never")  # out of line: p dynamic, the loops over j vectorised (any P)
 def chunk_moments_rows(buf, mom, cnt, acc):
+    """:func:`moments_rows` with p = acc.shape[1] (dynamic cells, tests)."""
+    moments_rows(buf, mom, cnt, acc, acc.shape[1])
+
+
+@kernel(inline="always")
+def moments_rows(buf, mom, cnt, acc, p):
     """Two-pass central moments of the finite rows of ``buf`` (m, P) into ``mom`` (P, 4);
-    cnt = [finite estimates, non-finite estimates]; ``acc`` is (4, P) scratch.
+    cnt = [finite estimates, non-finite estimates]; ``acc`` is (4, >= p) scratch.
 
     An estimate (a row) is finite when every coordinate is.  The first pass sums x - x_0
     (x_0 the first finite row), so that a constant column (reparam on linear, exact) gets
     its value as the mean and M2 = 0 exactly, which a plain sum / m misses by an ulp.  Both
     passes keep one accumulator per coordinate (and moment) and visit the rows in order:
     every sum runs in row order, as a loop over one coordinate would, while the
-    independent additions of the coordinates overlap.  With the engine's stack scratch as
-    ``acc`` (literal P) the accumulators stay in registers.
+    independent additions of the coordinates overlap.  The generated kernels inline it with
+    ``acc`` on their own stack (no aliasing with ``buf``): with a literal p (small P) the
+    loops over j unroll into independent scalar chains kept in registers, with a dynamic p
+    they vectorise (:func:`gradvar.kernels.codegen.render`).  The order of every sum is the
+    same either way: the same bits.
     """
     m = buf.shape[0]
-    p = acc.shape[1]
     for j in range(p):
         acc[0, j] = 0.0
         acc[1, j] = buf[0, j] if m > 0 else 0.0
