@@ -6,6 +6,7 @@ import dataclasses
 import hashlib
 import importlib.util
 import json
+import linecache
 import pickle
 import re
 import shutil
@@ -244,6 +245,30 @@ def test_a_lane_kernel_summing_in_another_order_is_caught():
     wrong, plain = _fills(cell, WRONG_GS_LANES, 1, n=150)
     assert wrong.tobytes() != plain.tobytes()
     np.testing.assert_allclose(wrong, plain, rtol=1e-12, atol=1e-12)
+
+
+def test_an_objective_run_lane_by_lane_gets_a_module_of_its_own():
+    """The same objective with and without its lane form (an override, a plugin's copy) is two
+    combinations: the one without is served the module with the column-by-column adapter (a
+    name of its own, not the other's file rewritten), and both give the one-sample bits."""
+    cell = _lane_cells()[1]
+    by_lane = make_cell(
+        "categorical",
+        obj=dataclasses.replace(cell.objective, lanes=None),
+        logits=cell.family_values["logits"],
+    )
+    own = codegen.compiled(cell.family, cell.objective, EST["sf"], cell.shape)
+    adapted = codegen.compiled(by_lane.family, by_lane.objective, EST["sf"], by_lane.shape)
+    assert own is not adapted and own.__name__ != adapted.__name__
+    for module, adapter in ((own, False), (adapted, True)):
+        text = "".join(linecache.getlines(module.__file__))
+        assert ("def _obj_lanes(" in text) == adapter, module.__name__
+    lanes, plain = _fills(by_lane, EST["sf"], 1, n=150, baseline="mean")
+    assert (
+        lanes.tobytes()
+        == plain.tobytes()
+        == _fills(cell, EST["sf"], 1, n=150, baseline="mean")[0].tobytes()
+    )
 
 
 # --- the digest ------------------------------------------------------------------------------

@@ -786,8 +786,11 @@ def compiled(family, objective, estimator, shape=None):
     if static:
         shape = tuple(shape) if blocked else tuple(shape[:2])
     lanes = estimator.lanes if blocked and uses_lanes(family, estimator) else None
-    ident = (family.name, objective.name, kern.qualname, estimator.work_rows)
-    ident += (lanes.qualname if lanes else None, shape if static else None)
+    # on lanes, the objective's own lane kernel or (None) the generated column-by-column adapter
+    obj_lanes = objective.lanes if lanes else None
+    ident = (family.name, objective.name, objective.kernel.qualname, kern.qualname)
+    ident += (estimator.work_rows, lanes.qualname if lanes else None)
+    ident += (obj_lanes.qualname if obj_lanes else None, shape if static else None)
     if ident in _LOADED:
         return _LOADED[ident]
     with _LOCK:
@@ -806,6 +809,7 @@ def compiled(family, objective, estimator, shape=None):
         if static:
             suffix = "_p{}w{}".format(*shape[:2]) + (f"s{shape[2]}" if len(shape) == 3 else "")
             suffix += f"_{lanes.__name__}" if lanes else ""
+            suffix += "_by_lane" if lanes and not obj_lanes else ""
         if estimator.work_rows != WORK_ROWS:
             suffix += f"_r{estimator.work_rows}"
         # an objective named by an expression goes by its kernel module's name (a hash)
