@@ -112,7 +112,8 @@ class Family:
     ``score_lanes(fp, t, x, s, q, rows)``, ``path_lanes(fp, tau, t, y, h, q, rows)`` and
     ``vjp_lanes(fp, tau, t, y, v, g, q, rows)`` (optional, with ``variate``): the same three
     kernels on a block of samples side by side, one per column (lane) of (width, R) matrices,
-    ``t`` holding their noise (state j of lane r at ``t[j, r]``), ``q`` (4, R) per-lane scratch;
+    ``t`` holding their noise (state j of lane r at ``t[j, r]``), ``q`` (LANE_Q, R) per-lane
+    scalars of which they may use rows 0 .. 2 (row ``layout.F_LANE`` holds f);
     each lane must run the operations of the one-sample kernel in the same order (the same
     bits), so that the loops over the lanes vectorise without changing a result.
 
