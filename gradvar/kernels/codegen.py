@@ -770,7 +770,9 @@ def compiled(family, objective, estimator, shape=None):
     literals and the scratch rows live on the stack (one module per shape); otherwise they
     are dynamic.  With S given, literal shapes, a family ``variate`` kernel and an estimator
     kernel that draws only the family's noise (:func:`blocks_samples`), ``fill`` draws the
-    noise of a block of samples at a time.
+    noise of a block of samples at a time, and at batch 1 runs the block on lanes where the
+    estimator and the family have lane forms (:func:`uses_lanes`).  Modules are keyed on
+    every kernel they bind: the estimator's, the objective's and their lane forms.
     """
     kern = estimator.kernel
     found = features()
