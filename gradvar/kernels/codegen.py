@@ -212,28 +212,28 @@ _SINGLE_TABLE = """\
                     buf[i0 + q, j] = g[j]
 """
 
-# Lanes (``Estimator.lanes`` with a family's lane forms, batch 1): the estimates of {lanes}
-# samples side by side, sample r of a block in column r of (width, {lanes}) stack matrices;
-# the noise drawn variate by variate into t[j, r], then the estimator's lane kernel, whose
-# loops over the lanes vectorise the per-sample sums (each lane's sums keep their order: the
-# same bits as sample by sample).
+# Lanes (``Estimator.lanes`` with a family's lane forms, batch 1): the estimates of
+# R = ``lane_count`` samples side by side, sample r of a block in column r of (width, R)
+# stack matrices; the noise drawn variate by variate into t[j, r], then the estimator's lane
+# kernel, whose loops over the lanes vectorise the per-sample sums (each lane's sums keep
+# their order: the same bits as sample by sample).
 _SINGLE_LANES = """\
-        t = _scratch({s}, {lanes})
-        lanes = (
-            _scratch({width}, {lanes}),
-            _scratch({width}, {lanes}),
-            _scratch({width}, {lanes}),
-            _scratch({width}, {lanes}),
-            _scratch({lane_q}, {lanes}),
+        t = _scratch({s}, {count})
+        lane_work = (
+            _scratch({width}, {count}),
+            _scratch({width}, {count}),
+            _scratch({width}, {count}),
+            _scratch({width}, {count}),
+            _scratch({lane_q}, {count}),
         )
-        gl = _scratch({p}, {lanes})
-        for i0 in range(0, n, {lanes}):
-            rows = min({lanes}, n - i0)
+        gl = _scratch({p}, {count})
+        for i0 in range(0, n, {count}):
+            rows = min({count}, n - i0)
             first = start + i0
             for j in range({s}):
                 for r in range(rows):
                     t[j, r] = _variate(fp, key, (first + r) * {s} + j)
-            _est_lanes(fp, objp, opts, aux, t, rows, lanes, gl)
+            _est_lanes(fp, objp, opts, aux, t, rows, lane_work, gl)
             for r in range(rows):
                 for j in range({p}):
                     buf[i0 + r, j] = gl[j, r]
@@ -673,11 +673,10 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
         imports.append((family.variate.__module__, family.variate.__name__, "_variate"))
         size = shape[2]
         block = max(1, TABLE_MAX // size)
-        lanes = uses_lanes(family, estimator)
         local = dict(s=size, block=block, table=block * size, **parts)
-        if lanes:
+        if uses_lanes(family, estimator):
             count = lane_count(shape[1])
-            single = _SINGLE_LANES.format(lanes=count, width=shape[1], lane_q=LANE_Q, **local)
+            single = _SINGLE_LANES.format(count=count, width=shape[1], lane_q=LANE_Q, **local)
             for kern_lanes, alias in (
                 (estimator.lanes, "_estimator_lanes"),
                 (family.score_lanes, "_score_lanes"),
@@ -787,11 +786,11 @@ def compiled(family, objective, estimator, shape=None):
     )
     if static:
         shape = tuple(shape) if blocked else tuple(shape[:2])
-    lanes = estimator.lanes if blocked and uses_lanes(family, estimator) else None
+    lane_kernel = estimator.lanes if blocked and uses_lanes(family, estimator) else None
     # on lanes, the objective's own lane kernel or (None) the generated column-by-column adapter
-    obj_lanes = objective.lanes if lanes else None
+    obj_lanes = objective.lanes if lane_kernel else None
     ident = (family.name, objective.name, objective.kernel.qualname, kern.qualname)
-    ident += (estimator.work_rows, lanes.qualname if lanes else None)
+    ident += (estimator.work_rows, lane_kernel.qualname if lane_kernel else None)
     ident += (obj_lanes.qualname if obj_lanes else None, shape if static else None)
     if ident in _LOADED:
         return _LOADED[ident]
@@ -802,16 +801,16 @@ def compiled(family, objective, estimator, shape=None):
         modules = [kern.__module__, family.noise.__module__, objective.kernel.__module__]
         if family.variate is not None:
             modules.append(family.variate.__module__)
-        if lanes:
-            modules += [estimator.lanes.__module__, family.score_lanes.__module__]
+        if lane_kernel:
+            modules += [lane_kernel.__module__, family.score_lanes.__module__]
             if objective.lanes is not None:
                 modules.append(objective.lanes.__module__)
         key = digest(*dict.fromkeys(modules))
         suffix = ""
         if static:
             suffix = "_p{}w{}".format(*shape[:2]) + (f"s{shape[2]}" if len(shape) == 3 else "")
-            suffix += f"_{lanes.__name__}" if lanes else ""
-            suffix += "_by_lane" if lanes and not obj_lanes else ""
+            suffix += f"_{lane_kernel.__name__}" if lane_kernel else ""
+            suffix += "_by_lane" if lane_kernel and not obj_lanes else ""
         if estimator.work_rows != WORK_ROWS:
             suffix += f"_r{estimator.work_rows}"
         # an objective named by an expression goes by its kernel module's name (a hash)
