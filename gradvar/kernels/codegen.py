@@ -269,7 +269,7 @@ def _obj_lanes(x, objp, v, f, rows):
 _MOMENTS = {
     "out of line": "    acc = _scratch(4, {p})\n    _moments_out(buf, mom, cnt, acc)",
     "literal": "    acc = _scratch(4, {p})\n    _moments(buf, mom, cnt, acc, {p})",
-    "dynamic": "    acc = _scratch(4, {width})\n    _moments(buf, mom, cnt, acc, buf.shape[1])",
+    "dynamic": "    acc = _scratch(4, {p})\n    _moments(buf, mom, cnt, acc, buf.shape[1])",
     "heap": "    _moments(buf, mom, cnt, acc, buf.shape[1])",
 }
 _MOMENTS_KERNEL = {kind: ("moments_rows", "_moments") for kind in _MOMENTS}
@@ -647,7 +647,7 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
         scratch = f"    work = _scratch({rows}, {shape[1]})  # on the stack: kept in registers\n"
         kind = "out of line" if shape[0] <= 2 else "literal"
         kind = "dynamic" if shape[0] > MOMENTS_UNROLL else kind
-        moments = _MOMENTS[kind].format(p=p, width=SCRATCH_MAX)
+        moments = _MOMENTS[kind].format(p=p)
     else:
         p = "buf.shape[1]"
         scratch = ""

@@ -167,7 +167,7 @@ def categorical_vjp(fp, tau, state, y, v, g):
         g[j] += y[j] * (v[j] - yv) / tau
 
 
-# Lane forms (see Family.score_lanes): column r of every (rows, R) matrix is one sample, and
+# Lane forms (see Family.score_lanes): column r of every (width, R) matrix is one sample, and
 # each lane runs the operations of the kernel above in the same order, so a block of samples
 # gives the same bits as the samples one by one; the loops over the lanes vectorise.
 @kernel(inline="always")
