@@ -6,12 +6,14 @@ Runs are tiny: what is checked is what the figures show, not the numbers.
 
 import importlib
 import inspect
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import run_python
 
 from gradvar import io, plots
 from gradvar.plots import common
@@ -227,3 +229,82 @@ def test_titles_fit_and_legends_cover_no_data(run, name, monkeypatch):
             for ax in fig.axes:
                 if ax.get_visible():
                     assert not box.overlaps(ax.get_window_extent(renderer))
+
+
+# --- the drawing process (gradvar.drawer) ---------------------------------------------------
+def test_the_drawing_process_is_wanted_only_by_commands_that_draw():
+    from gradvar import drawer
+
+    assert drawer.wanted(["compare", "--mu", "1"]) and drawer.wanted(["run", "x.toml"])
+    for args in ([], ["list"], ["plot", "x"], ["cache", "clear"], ["compare", "--no-plot"]):
+        assert not drawer.wanted(args), args
+    assert not drawer.wanted(["sweep-tau", "--help"]) and not drawer.wanted(["--help"])
+
+
+DRAWER_CODE = """
+import sys, warnings
+from pathlib import Path
+from gradvar import drawer
+from gradvar.plots import compare
+folder, mode = Path(sys.argv[1]), sys.argv[2]
+if mode == "warns":  # before the fork: the drawing process has it too
+    old = compare.draw
+    def draw(folder):
+        warnings.warn("drawn with a warning", UserWarning)
+        return old(folder)
+    compare.draw = draw
+drawer.start(["compare"])
+assert len(drawer._DRAWER) == 1, "no drawing process"
+if mode == "gone":
+    import multiprocessing
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join()
+with warnings.catch_warnings(record=True) as caught:
+    warnings.simplefilter("always")
+    try:
+        names = drawer.draw_command("compare", folder)
+    except Exception as exc:
+        print("raised", type(exc).__name__, exc)
+    else:
+        print("drew", names, "by the drawing process:", bool(drawer._DRAWER))
+print("warnings", [str(w.message) for w in caught])
+"""
+
+
+def drawn_by_process(folder, mode):
+    """Run DRAWER_CODE on ``folder`` in a fresh interpreter (which may fork); its output."""
+    code = DRAWER_CODE.replace("sys.argv[1]", repr(str(folder))).replace("sys.argv[2]", repr(mode))
+    return run_python(code).strip().splitlines()
+
+
+@pytest.mark.parametrize("mode", ["plain", "gone", "warns"])
+def test_the_drawing_process_draws_what_the_command_would(run, mode, tmp_path):
+    folder = written(run, "compare")
+    here = tmp_path / "here"
+    shutil.copytree(folder, here)
+    assert plots.draw_command("compare", here) == ["variance.png"]
+    (folder / "variance.png").unlink(missing_ok=True)
+    drew, warned = drawn_by_process(folder, mode)
+    assert drew == f"drew ['variance.png'] by the drawing process: {mode != 'gone'}"
+    assert warned == ("warnings ['drawn with a warning']" if mode == "warns" else "warnings []")
+    assert (folder / "variance.png").read_bytes() == (here / "variance.png").read_bytes()
+
+
+def test_a_figure_that_fails_in_the_drawing_process_raises_as_it_would_here(run):
+    folder = written(run, "compare")
+    (folder / "results.csv").write_text("estimator,param\nsf,mu\n")  # no numbers to draw
+    with pytest.raises(Exception) as here:
+        plots.draw_command("compare", folder)
+    drew, warned = drawn_by_process(folder, "plain")
+    assert drew == f"raised {type(here.value).__name__} {here.value}"
+    assert warned == "warnings []"
+
+
+def test_the_console_script_forks_a_drawing_process_only_to_draw():
+    code = (
+        "import sys; from gradvar import __main__ as m, drawer; sys.argv = ['gradvar', %r]\n"
+        "try: m.main()\nexcept SystemExit: pass\nprint(len(drawer._DRAWER))"
+    )
+    assert run_python(code % "list").strip().splitlines()[-1] == "0"
+    assert run_python(code % "--version").strip().splitlines()[-1] == "0"

@@ -391,7 +391,8 @@ def run_into_folder(prepared, progress=None):
 
 
 def draw(command, folder):
-    """The figures of a results folder, drawn from its CSV files; returns their names."""
-    from gradvar import plots
+    """The figures of a results folder, drawn from its CSV files; returns their names (by
+    the drawing process when the command line started one, :mod:`gradvar.drawer`)."""
+    from gradvar import drawer
 
-    return plots.draw_command(command, Path(folder))
+    return drawer.draw_command(command, Path(folder))
