@@ -372,6 +372,7 @@ def test_numba_without_the_private_internals_falls_back_to_the_same_numbers(tmp_
     assert all("same numbers" in line for line in notes)
     assert not any(re.search(r"_p\d+w\d+_", name) for name in out["names"])  # no literal shape
     generated = [p for p in (tmp_cache / "kernels").glob("gradvar_*.py") if "probe" not in p.name]
+    assert not list((tmp_cache / "kernels").glob("gradvar_features_*"))  # failures: no record
     assert len(generated) == len(_FALLBACK_JOBS)
     for path in generated:
         assert "_nrt" not in path.read_text() and "scratch_array" not in path.read_text()
@@ -518,3 +519,29 @@ def test_task_chunk_ranges_over_whole_groups_merge_into_the_full_run_bit_for_bit
     assert _hexes(engine.merge(parts)) == _hexes(full)
     with pytest.raises(ValueError, match="not a range"):
         engine.simulate(cell, EST["sf"], n, 8, chunks=(0, 10**6))
+
+
+_FEATURES_SCRIPT = """
+import json, sys
+from gradvar.kernels import codegen
+found = codegen.features()
+probes = sorted(m for m in sys.modules if m.startswith("gradvar_probe_"))
+print(json.dumps([found.nrt_off, found.stack_scratch, probes]))
+"""
+
+
+def test_the_features_are_recorded_once_probed_and_read_back(tmp_path):
+    """The first process probes and records the features; the next reads the record and
+    loads no probe; a damaged record is probed (and recorded) again."""
+    env = {"GRADVAR_CACHE_DIR": str(tmp_path)}
+
+    def started():
+        return json.loads(run_python(_FEATURES_SCRIPT, env=env).splitlines()[-1])
+
+    first = started()
+    assert first[:2] == [True, True] and len(first[2]) == 2  # both probes loaded
+    (record,) = (tmp_path / "kernels").glob("gradvar_features_*.txt")
+    assert started() == [True, True, []]
+    record.write_text("nrt_off\n")  # damaged: a probe missing
+    assert started() == first
+    assert sorted(record.read_text().split()) == ["nrt_off", "stack_scratch"]
