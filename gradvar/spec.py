@@ -401,6 +401,12 @@ def plan(
 
     for name, option in registry.OPTIONS.items():
         used = any(e.uses(name) for e in ests)
+        if options.get(name) is not None and not used:  # given, and would be ignored
+            readers = [e for e, entry in registry.ESTIMATORS.items() if entry.uses(name)]
+            raise SpecError(
+                f"{name} is read by none of the estimators "
+                f"{', '.join(e.name for e in ests)}; it is an option of {', '.join(readers)}"
+            )
         values_ = option_axis(option, options.get(name))
         axes[name] = values_ if used else [math.nan]
     batches = [parse_count(b, "batch") for b in parse_values(batch, "batch")]

@@ -94,6 +94,10 @@ def test_parse_values_errors_name_the_option(text, fragment):
         (dict(family="categorical", sets={"t": "nan"}), ["t", "finite"]),
         (dict(family="categorical", estimator="gumbel-softmax", tau=0), ["tau", "> 0"]),
         (dict(family="bernoulli", estimator="st-gumbel", tau="0.5,-1"), ["tau", "> 0"]),
+        # an option that no selected estimator reads would be dropped without a word
+        (dict(estimator="sf,reparam", tau="0.5,1"), ["tau", "none of", "sf, reparam", "st-gumbel"]),
+        (dict(family="categorical", estimator="gumbel-softmax", eta=1), ["eta", "rebar"]),
+        (dict(family="categorical", estimator="st", rao_samples=3), ["rao_samples", "gumbel-rao"]),
     ],
 )
 def test_plan_errors_name_the_problem(options, fragments):
@@ -103,6 +107,15 @@ def test_plan_errors_name_the_problem(options, fragments):
     for fragment in fragments:
         assert fragment in message, (fragment, message)
     assert "\n" not in message
+
+
+def test_an_option_read_by_one_of_the_estimators_is_kept():
+    plan = spec.plan(family="categorical", estimator="sf,gumbel-softmax", tau="0.5,1")
+    assert [c.options["tau"] for c in plan.cells] == [0.5, 1.0]
+    assert [[e.name for e in run] for run in plan.runs] == [
+        ["sf", "gumbel-softmax"],
+        ["gumbel-softmax"],
+    ]
 
 
 def _inapplicable():

@@ -84,13 +84,14 @@ def plans(experiment):
     if not swept_names:
         raise spec.SpecError("estimator: sweep-tau needs at least one estimator that uses tau")
     taus = sorted(set(spec.parse_values(experiment.get("tau") or defaults.SWEEP_TAU_GRID, "tau")))
-    swept = api.plan_of(experiment, family=family, estimator=swept_names, tau=taus)
-    for est in swept.estimators:
-        if not est.uses_tau:
+    for name in swept_names:  # before the plan, whose error would not say where it belongs
+        est = registry.ESTIMATORS.get(name)
+        if est is not None and not est.uses_tau:
             raise spec.SpecError(
                 f"estimator {est.name!r} does not use tau; give it as a "
                 f"tau-independent reference (--reference {est.name})"
             )
+    swept = api.plan_of(experiment, family=family, estimator=swept_names, tau=taus)
     if set(swept.swept) - {"tau"}:
         raise spec.SpecError(
             "sweep-tau sweeps tau only; give one value for "
@@ -98,7 +99,17 @@ def plans(experiment):
         )
     refs = None
     if ref_names:
-        refs = api.plan_of(experiment, family=family, estimator=ref_names, tau=None)
+        # the references get the options they read; the swept estimators' (eta, rao-samples)
+        # were checked by the swept plan
+        readers = [registry.ESTIMATORS.get(n) for n in ref_names]
+        unread = {
+            o: None
+            for o in registry.OPTIONS
+            if not any(e is not None and e.uses(o) for e in readers)
+        }
+        refs = api.plan_of(
+            experiment, family=family, estimator=ref_names, **{**unread, "tau": None}
+        )
         for est in refs.estimators:
             if est.uses_tau:
                 raise spec.SpecError(
