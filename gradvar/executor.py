@@ -25,6 +25,11 @@ A lost worker costs only time: Dask reruns its tasks elsewhere and they compute 
 numbers.  Each worker runs one task at a time per Dask thread (give a worker one per core:
 ``dask worker``'s default), each task with ``--threads`` engine threads (default 1; on a
 ``local:N`` cluster the cores shared among the N workers).
+
+Warnings raised in a task on a worker (numerical ones, from the ground truth's quadratures for
+example) are recorded there, sent back with the task's result and issued again on the client
+(:func:`_recorded`, :func:`_reissue`): the command counts them in its one note as it does
+for a local run, and the workers print none of them line by line.
 """
 
 import importlib.util
@@ -33,7 +38,9 @@ import math
 import os
 import platform
 import sys
+import threading
 import time
+import warnings
 from contextlib import nullcontext
 from dataclasses import dataclass, field, replace
 
@@ -117,22 +124,58 @@ def dask_setup(worker):
         signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
+_TASK = threading.local()  # .caught: the warnings of the task running in this thread
+_SHOWN = [warnings.showwarning]  # what _show replaced: it shows the warnings of no task
+_LOCK = threading.Lock()
+
+
+def _show(message, category, filename, lineno, file=None, line=None):
+    caught = getattr(_TASK, "caught", None)
+    if caught is None:  # not raised by a task: shown as before
+        return _SHOWN[0](message, category, filename, lineno, file, line)
+    caught.append((str(message), category))
+
+
+def _recorded(fn, *args):
+    """``(fn(*args), warnings)``: the warnings ``fn`` raised in this thread, as (message,
+    category) pairs, every occurrence (the client's filter is "always").  Thread-safe where
+    ``warnings.catch_warnings`` is not: one ``showwarning`` for the worker process files each
+    warning with the task of its thread (installed again if something replaced it)."""
+    with _LOCK:
+        if warnings.showwarning is not _show:
+            _SHOWN[0] = warnings.showwarning
+            warnings.showwarning = _show
+        warnings.simplefilter("always")
+    _TASK.caught = caught = []
+    try:
+        return fn(*args), caught
+    finally:
+        _TASK.caught = None
+
+
+def _reissue(caught):
+    """Issue the warnings a task recorded on its worker (:func:`_recorded`) on the client."""
+    for message, category in caught:
+        warnings.warn(message, category, stacklevel=2)
+
+
 def run_block(task, threads=1, truth=None):
-    """Run one block (a :class:`gradvar.engine.Task`) on a worker: (Moments, worker, seconds).
-    ``truth`` (the cell's :func:`run_truth`) gives a deterministic estimator its gradient."""
+    """Run one block (a :class:`gradvar.engine.Task`) on a worker: (Moments, worker, seconds,
+    warnings).  ``truth`` (the cell's :func:`run_truth`) gives a deterministic estimator its
+    gradient."""
     from distributed import get_worker
 
     t0 = time.perf_counter()
     _engine_threads(threads)
     if truth is not None:
         task = replace(task, exact_grad=tuple(float(v) for v in truth["exact_grad"]))
-    mom = task.run()
-    return mom, get_worker().address, time.perf_counter() - t0
+    mom, caught = _recorded(task.run)
+    return mom, get_worker().address, time.perf_counter() - t0, caught
 
 
 def run_call(fn, args, threads=1, plugins=()):
     """``fn(*args)`` on a worker (after importing the run's ``plugins``): (result, worker,
-    seconds), for :meth:`Cluster.map_ordered`."""
+    seconds, warnings), for :meth:`Cluster.map_ordered`."""
     from distributed import get_worker
 
     from gradvar import engine
@@ -140,13 +183,19 @@ def run_call(fn, args, threads=1, plugins=()):
     t0 = time.perf_counter()
     _engine_threads(threads)
     engine.load_plugins(plugins)
-    result = fn(*args)
-    return result, get_worker().address, time.perf_counter() - t0
+    result, caught = _recorded(fn, *args)
+    return result, get_worker().address, time.perf_counter() - t0, caught
 
 
 def run_truth(tasks, relaxed):
     """The ground truth of one cell on a worker: its exact gradient, the relaxed gradient
-    (when ``relaxed``) and (exact mean, exact variance, note) of every unit in ``tasks``."""
+    (when ``relaxed``), (exact mean, exact variance, note) of every unit in ``tasks`` and the
+    warnings raised computing them."""
+    result, caught = _recorded(_truth, tasks, relaxed)
+    return {**result, "warnings": caught}
+
+
+def _truth(tasks, relaxed):
     from gradvar import truth
     from gradvar.model import ESTIMATORS
 
@@ -317,6 +366,7 @@ class Cluster:
         # results come back as tasks finish (no round trip per future); a task's error raises
         done = distributed.as_completed(list(position), loop=self.client.loop, with_results=True)
         for future, result in done:
+            _reissue(result["warnings"] if isinstance(result, dict) else result[3])
             self._results[future] = result
             if progress is not None and future in self._estimates:
                 progress(self._estimates[future])
@@ -339,7 +389,8 @@ class Cluster:
         }
         self.futures.update(index)
         done = distributed.as_completed(list(index), loop=self.client.loop, with_results=True)
-        for future, (result, worker, seconds) in done:
+        for future, (result, worker, seconds, caught) in done:
+            _reissue(caught)
             self.futures.discard(future)
             i = index[future]
             self.cells.append({"cell": i, "workers": [worker], "seconds": round(seconds, 4)})
@@ -388,10 +439,10 @@ class Cluster:
             outcome.exact_grad, outcome.relaxed = truth["exact_grad"], truth["relaxed"]
             for key, futures in blocks.items():
                 parts = [self._results.pop(f) for f in futures]
-                workers.update(w for _, w, _ in parts)
-                seconds += sum(s for _, _, s in parts)
+                workers.update(w for _, w, _, _ in parts)
+                seconds += sum(s for _, _, s, _ in parts)
                 _, exact_var, note = truth["units"][key]
-                moments = [m for m, _, _ in parts]  # one part is simulate's own result
+                moments = [m for m, _, _, _ in parts]  # one part is simulate's own result
                 mom = moments[0] if len(moments) == 1 else engine.merge(moments)
                 outcome.units[key] = (mom, exact_var, note)
             for future in [truth_future, *_futures(blocks)]:

@@ -92,6 +92,19 @@ def test_expression_objectives_travel_to_the_workers(cli, tmp_path, cluster):
     same_tables(tmp_path / "local", tmp_path / "remote")
 
 
+def test_warnings_on_the_workers_make_the_local_runs_note(cli, cluster):
+    """The ground truth's overflow warnings are raised on the workers: the client counts
+    them in its one note exactly as a local run does (they were printed by the workers, line
+    by line, and missing from the count)."""
+    args = ("compare", "--sigma", "1e-300", "--estimator", "sf,sf-baseline", "--samples", "1e4")
+    notes = []
+    for more in ([], ["--scheduler", cluster]):
+        result = cli(*args, "--no-plot", "--out", f"o{len(notes)}", *more)
+        assert result.exit_code == 0, result.output
+        notes.append([line for line in result.output.splitlines() if "warning(s)" in line])
+    assert len(notes[0]) == 1 and notes[1] == notes[0]
+
+
 def test_workers_with_other_versions_get_a_note(cli, cluster, monkeypatch):
     from gradvar import io
 
