@@ -12,7 +12,8 @@ the same u), b = 1[z > 0], zt = phi + logit(u') from an independent v of RELAX's
 p v / u' (b = 1) or q (1 - v) / (1 - u') (b = 0).  Given b, z and zt both have the law of z
 given b, so g is unbiased for every (eta, tau, psi).
 
-The surrogate is the authors' toy network (their ``rebar_toy.py``): one hidden layer of
+The surrogate is the authors' toy network (their ``rebar_toy.py``; docs/math.md writes it
+r_psi(z), a function of z through s(z)): one hidden layer of
 ``HIDDEN`` tanh units on 2 s - 1, r(s) = w . tanh(W (2 s - 1) + c) + b0.  It starts at zero
 (w = 0, b0 = 0: RELAX starts as REBAR, as their zero-initialised output scale does); W is
 Glorot-uniform, c = 0.  The trained vector is theta = [eta, log tau, W, c, w, b0]; the
