@@ -10,15 +10,17 @@ drawn by the same code from the same CSV files into the same folder, and the com
 for them where it drew them itself before: a small ``gradvar compare`` finishes about 0.1 s
 sooner (the import overlaps; the drawing does not).
 
-Anything else is drawn by the calling process, exactly as before: no fork on this platform,
-another thread already running (a test, a notebook), the drawing process gone, or a figure
-that failed in it (drawn again here, so that the error is raised as it always was).  The
+Anything else is drawn by the calling process, exactly as before: a platform other than
+Linux (fork is absent on Windows and unsafe on macOS), another thread already running (a
+test, a notebook), the drawing process gone, or a figure that failed in it (drawn again
+here, so that the error is raised as it always was).  The
 drawing process ignores Ctrl-C, writes nothing to the terminal (warnings are sent back and
 issued here) and ends when the command's end of the pipe closes.
 """
 
 import gc
 import os
+import sys
 import threading
 import warnings
 
@@ -37,10 +39,10 @@ def start(args):
     """Fork the drawing process if ``args`` will draw and this process may fork safely."""
     if _DRAWER or not wanted(args) or threading.active_count() > 1:
         return
+    if not sys.platform.startswith("linux"):  # fork is unsafe on macOS, absent on Windows
+        return
     import multiprocessing
 
-    if "fork" not in multiprocessing.get_all_start_methods():
-        return
     context = multiprocessing.get_context("fork")
     ours, theirs = context.Pipe()
     process = context.Process(target=_serve, args=(theirs,), name="gradvar-drawer", daemon=True)
