@@ -278,6 +278,10 @@ def drawn_by_process(folder, mode):
     return run_python(code).strip().splitlines()
 
 
+LINUX = pytest.mark.skipif(not sys.platform.startswith("linux"), reason="drawer: Linux only")
+
+
+@LINUX
 @pytest.mark.parametrize("mode", ["plain", "gone", "warns"])
 def test_the_drawing_process_draws_what_the_command_would(run, mode, tmp_path):
     folder = written(run, "compare")
@@ -291,6 +295,7 @@ def test_the_drawing_process_draws_what_the_command_would(run, mode, tmp_path):
     assert (folder / "variance.png").read_bytes() == (here / "variance.png").read_bytes()
 
 
+@LINUX
 def test_a_figure_that_fails_in_the_drawing_process_raises_as_it_would_here(run):
     folder = written(run, "compare")
     (folder / "results.csv").write_text("estimator,param\nsf,mu\n")  # no numbers to draw
