@@ -12,14 +12,17 @@ sooner (the import overlaps; the drawing does not).
 
 Anything else is drawn by the calling process, exactly as before: a platform other than
 Linux (fork is absent on Windows and unsafe on macOS), another thread already running (a
-test, a notebook), the drawing process gone, or a figure that failed in it (drawn again
-here, so that the error is raised as it always was).  The
-drawing process ignores Ctrl-C, writes nothing to the terminal (warnings are sent back and
-issued here) and ends when the command's end of the pipe closes.
+test, a notebook), the drawing process gone, a figure that failed in it (drawn again here,
+so that the error is raised as it always was), or a command that registered what the
+drawing process does not know (a plugin, an expression objective: the titles name them).
+The drawing process ignores Ctrl-C, writes nothing to the terminal (warnings are sent back
+and issued here) and ends when the command's end of the pipe closes; a Ctrl-C while it
+draws stops it too (SIGTERM) before the command leaves.
 """
 
 import gc
 import os
+import pickle
 import sys
 import threading
 import warnings
@@ -45,13 +48,16 @@ def start(args):
 
     context = multiprocessing.get_context("fork")
     ours, theirs = context.Pipe()
-    process = context.Process(target=_serve, args=(theirs,), name="gradvar-drawer", daemon=True)
+    # it is given our end too, to close it: else its end never reads EOF when we are gone
+    process = context.Process(
+        target=_serve, args=(theirs, ours), name="gradvar-drawer", daemon=True
+    )
     try:
         process.start()
     except OSError:  # no process to spare: draw here
         return
     theirs.close()
-    _DRAWER.append(ours)
+    _DRAWER.append((ours, process))
 
 
 def draw_command(command, folder):
@@ -59,12 +65,18 @@ def draw_command(command, folder):
     from gradvar import plots
 
     if _DRAWER:
-        conn = _DRAWER[0]
+        conn, process = _DRAWER[0]
         try:
-            conn.send((command, str(folder)))
+            conn.send((command, str(folder), registered(), warnings.filters))
             status, names, caught = conn.recv()
         except (OSError, EOFError):  # the process is gone: draw here from now on
             _DRAWER.clear()
+        except (pickle.PicklingError, TypeError, AttributeError):  # a filter it cannot have
+            pass
+        except BaseException:  # Ctrl-C while it draws: it stops now too, not after we exit
+            _DRAWER.clear()
+            _stop(process)
+            raise
         else:
             for message, category in caught:
                 warnings.warn(message, category, stacklevel=2)
@@ -73,11 +85,44 @@ def draw_command(command, folder):
     return plots.draw_command(command, folder)
 
 
-def _serve(conn):
+def registered():
+    """What the figures read of gradvar's registries (names, summaries), once all of
+    :mod:`gradvar.model` is loaded: a plugin or an expression objective the command
+    registered is missing in the drawing process, which then leaves the figure to it."""
+    from gradvar import model
+    from gradvar.model import registry
+
+    tables = (registry.FAMILIES, registry.OBJECTIVES, registry.ESTIMATORS, registry.BASELINES)
+    tables += (model.OPTIONS,)
+    return [
+        sorted((repr(key), repr(getattr(value, "summary", None))) for key, value in t.items())
+        for t in tables
+    ]
+
+
+def _stop(process):
+    """End the drawing process (SIGTERM: it removes its temporary file), killed if it lingers."""
+    import contextlib
+
+    with contextlib.suppress(Exception):
+        process.terminate()
+        process.join(1)
+        if process.is_alive():
+            process.kill()
+            process.join(1)
+
+
+def _terminated(signum, frame):
+    raise SystemExit(0)
+
+
+def _serve(conn, command_end):
     """The drawing process: import matplotlib, then draw each folder asked for."""
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command handles Ctrl-C
+    signal.signal(signal.SIGTERM, _terminated)  # a figure half-written is removed
+    command_end.close()  # our copy of the command's end: else ours never reads EOF
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # hold no pipe of the terminal's open (a caller reading the
     os.dup2(devnull, 2)  # command's output would wait for this process to end)
@@ -89,13 +134,19 @@ def _serve(conn):
 
         from gradvar import plots
 
+        ours = registered()
         gc.freeze()  # what is loaded stays: collections scan only what each figure makes
         while True:
             try:
-                command, folder = conn.recv()
+                command, folder, theirs_registered, filters = conn.recv()
             except (EOFError, OSError):
                 break
+            if theirs_registered != ours:  # entries we do not have: the command draws it
+                conn.send(("elsewhere", None, []))
+                continue
             with warnings.catch_warnings(record=True) as caught:
+                warnings.resetwarnings()  # the command's filters as it asks (its "always")
+                warnings.filters.extend(filters)
                 try:
                     reply = ["ok", plots.draw_command(command, Path(folder))]
                 except Exception:  # drawn again by the command, which raises it itself

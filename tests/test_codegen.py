@@ -545,3 +545,6 @@ def test_the_features_are_recorded_once_probed_and_read_back(tmp_path):
     record.write_text("nrt_off\n")  # damaged: a probe missing
     assert started() == first
     assert sorted(record.read_text().split()) == ["nrt_off", "stack_scratch"]
+    record.write_bytes(b"\xff\xfe\x00")  # damaged: not even text
+    assert started() == first
+    assert sorted(record.read_text().split()) == ["nrt_off", "stack_scratch"]

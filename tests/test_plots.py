@@ -313,3 +313,122 @@ def test_the_console_script_forks_a_drawing_process_only_to_draw():
     )
     assert run_python(code % "list").strip().splitlines()[-1] == "0"
     assert run_python(code % "--version").strip().splitlines()[-1] == "0"
+
+
+LIFE_CODE = """
+import os, signal, sys, time
+from pathlib import Path
+from gradvar import drawer
+from gradvar.plots import compare
+folder, mode = Path(sys.argv[1]), sys.argv[2]
+old = compare.draw
+def draw(folder):  # before the fork: the drawing process has it too
+    (folder / "drawn_by").write_text(str(os.getpid()))
+    if mode == "interrupted":
+        time.sleep(60)
+    return old(folder)
+compare.draw = draw
+drawer.start(["compare"])
+import multiprocessing
+(process,) = multiprocessing.active_children()
+print(process.pid, flush=True)
+if mode == "gone":  # as after Ctrl-C (interrupt.leave) or SIGKILL: no interpreter shutdown
+    os._exit(0)
+if mode == "expression":  # registered here after the fork: not in the drawing process
+    from gradvar.model import expressions, registry
+    expressions.objective_for(registry.FAMILIES["normal"], "exp(-k*z**2)", ["k"])
+    drawer.draw_command("compare", folder)
+    print(int((folder / "drawn_by").read_text()) == os.getpid())
+if mode == "interrupted":
+    def ctrl_c(signum, frame):
+        raise KeyboardInterrupt
+    signal.signal(signal.SIGALRM, ctrl_c)
+    signal.alarm(3)
+    try:
+        drawer.draw_command("compare", folder)
+    except KeyboardInterrupt:
+        print(process.is_alive(), sorted(p.name for p in folder.iterdir()))
+    os._exit(0)
+"""
+
+
+def _life(folder, mode):
+    code = LIFE_CODE.replace("sys.argv[1]", repr(str(folder))).replace("sys.argv[2]", repr(mode))
+    return run_python(code).strip().splitlines()
+
+
+def _alive(pid):
+    try:
+        with open(f"/proc/{pid}/stat", encoding="utf-8") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return False
+
+
+@LINUX
+def test_the_drawing_process_ends_when_the_command_is_gone(run):
+    """Gone without its interpreter's shutdown (after Ctrl-C, kill -9): the drawing process
+    reads EOF and ends (it must not hold a copy of the command's end of the pipe)."""
+    import os
+    import signal
+    import time
+
+    (pid,) = _life(written(run, "compare"), "gone")
+    pid = int(pid)
+    try:
+        deadline = time.monotonic() + 20
+        while _alive(pid) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not _alive(pid), "the drawing process outlived the command"
+    finally:
+        if _alive(pid):
+            os.kill(pid, signal.SIGKILL)
+
+
+@LINUX
+def test_ctrl_c_while_drawing_stops_the_drawing_process(run):
+    folder = written(run, "compare")
+    pid, line = _life(folder, "interrupted")
+    assert line == f"False {sorted(p.name for p in folder.iterdir())}"  # no temporary file
+    assert "drawn_by" in line
+
+
+@LINUX
+def test_a_command_that_registered_an_expression_draws_its_own_figure(run):
+    """The title names the registered expression: the drawing process, forked before it was
+    registered, would draw a different title (and PNG bytes)."""
+    folder = written(run, "compare")
+    pid, here = _life(folder, "expression")
+    assert here == "True"
+    assert (folder / "variance.png").exists()
+
+
+COUNTED_CODE = """
+import contextlib, io, sys, warnings
+from gradvar import __main__ as m
+from gradvar.plots import compare
+old = compare.draw
+def draw(folder):  # before the fork: the drawing process has it too
+    for _ in range(3):
+        warnings.warn("drawn with a warning", RuntimeWarning)
+    return old(folder)
+compare.draw = draw
+sys.argv = ["gradvar", "compare", "--samples", "1e3", "--out", sys.argv[1]]
+err = io.StringIO()
+with contextlib.redirect_stderr(err):
+    try:
+        m.main()
+    except SystemExit as stop:
+        assert stop.code in (0, None), err.getvalue()
+print(err.getvalue())
+"""
+
+
+@LINUX
+def test_warnings_of_the_drawing_process_are_counted_as_the_commands_own(tmp_path):
+    """The command counts every warning of its run and figures ("always"): the drawing
+    process applies the command's filters as they are when it asks, not those of its fork."""
+    out = tmp_path / "o"
+    err = run_python(COUNTED_CODE.replace("sys.argv[1]", repr(str(out))))
+    assert "note: 3 numerical warning(s) while running" in err, err
+    assert (out / "variance.png").exists()

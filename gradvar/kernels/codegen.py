@@ -434,7 +434,7 @@ def _recorded_features():
     try:
         with open(path, encoding="utf-8") as fh:
             recorded = fh.read().split()
-    except OSError:  # no record yet
+    except (OSError, ValueError):  # no record yet, or not text (damaged): probed again
         return None
     return Features() if sorted(recorded) == sorted(_PROBES) else None
 
