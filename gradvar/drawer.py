@@ -52,10 +52,17 @@ def start(args):
     process = context.Process(
         target=_serve, args=(theirs, ours), name="gradvar-drawer", daemon=True
     )
+    import signal
+
+    # SIGINT blocked across the fork: the child ignores it before it can arrive (a Ctrl-C
+    # then would print multiprocessing's traceback); here it is delivered after the fork
+    blocked = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT})
     try:
         process.start()
     except OSError:  # no process to spare: draw here
         return
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, blocked)
     theirs.close()
     _DRAWER.append((ours, process))
 
@@ -121,6 +128,7 @@ def _serve(conn, command_end):
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command handles Ctrl-C
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked across the fork
     signal.signal(signal.SIGTERM, _terminated)  # a figure half-written is removed
     command_end.close()  # our copy of the command's end: else ours never reads EOF
     devnull = os.open(os.devnull, os.O_WRONLY)
