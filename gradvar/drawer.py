@@ -137,7 +137,8 @@ def _serve(conn, command_end):
     try:
         from pathlib import Path
 
-        import matplotlib.figure  # noqa: F401  (the import this process is for)
+        import matplotlib.figure  # noqa: F401  (the imports this process is for)
+        import pandas  # noqa: F401  (the figures read the CSV files with it)
         from matplotlib.backends import backend_agg  # noqa: F401
 
         from gradvar import plots
