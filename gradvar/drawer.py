@@ -4,11 +4,11 @@ Importing matplotlib and drawing a first figure take about 0.5 s, as long as imp
 numpy, pandas and numba together.  A command that will draw a figure (``compare``,
 ``sweep-tau``, ``run``, ...) forks a drawing process at launch (:func:`start`, called by the
 ``gradvar`` console script, ``gradvar.__main__``, before the command line is imported and
-before any thread exists): it imports matplotlib while the command imports the rest and
-runs, then draws when it is asked (:func:`draw_command`).  The figures are the same files,
-drawn by the same code from the same CSV files into the same folder, and the command waits
-for them where it drew them itself before: a small ``gradvar compare`` finishes about 0.1 s
-sooner (the import overlaps; the drawing does not).
+before any thread exists): it imports matplotlib and pandas while the command imports the
+rest and runs, then draws when it is asked (:func:`draw_command`).  The figures are the same
+files, drawn by the same code from the same CSV files into the same folder, and the command
+waits for them where it drew them itself before: a small ``gradvar compare`` finishes about
+0.2 s sooner (the imports overlap; the drawing does not).
 
 Anything else is drawn by the calling process, exactly as before: a platform other than
 Linux (fork is absent on Windows and unsafe on macOS), another thread already running (a
