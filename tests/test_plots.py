@@ -339,11 +339,14 @@ if mode == "expression":  # registered here after the fork: not in the drawing p
     expressions.objective_for(registry.FAMILIES["normal"], "exp(-k*z**2)", ["k"])
     drawer.draw_command("compare", folder)
     print(int((folder / "drawn_by").read_text()) == os.getpid())
-if mode == "interrupted":
+if mode == "interrupted":  # Ctrl-C once the drawing process draws (however slow its start)
     def ctrl_c(signum, frame):
-        raise KeyboardInterrupt
+        if (folder / "drawn_by").exists() or time.monotonic() > started + 60:
+            raise KeyboardInterrupt
+        signal.setitimer(signal.ITIMER_REAL, 0.1)
+    started = time.monotonic()
     signal.signal(signal.SIGALRM, ctrl_c)
-    signal.alarm(3)
+    signal.setitimer(signal.ITIMER_REAL, 0.1)
     try:
         drawer.draw_command("compare", folder)
     except KeyboardInterrupt:
