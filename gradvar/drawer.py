@@ -129,7 +129,6 @@ def _serve(conn, command_end):
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the command handles Ctrl-C
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})  # blocked across the fork
-    signal.signal(signal.SIGTERM, _terminated)  # a figure half-written is removed
     command_end.close()  # our copy of the command's end: else ours never reads EOF
     devnull = os.open(os.devnull, os.O_WRONLY)
     os.dup2(devnull, 1)  # hold no pipe of the terminal's open (a caller reading the
@@ -145,6 +144,9 @@ def _serve(conn, command_end):
 
         ours = registered()
         gc.freeze()  # what is loaded stays: collections scan only what each figure makes
+        # SIGTERM kills at once until now (a command that exits early does not wait on the
+        # imports); from now on it stops a figure cleanly (its temporary file removed)
+        signal.signal(signal.SIGTERM, _terminated)
         while True:
             try:
                 command, folder, theirs_registered, filters = conn.recv()
