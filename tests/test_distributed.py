@@ -87,8 +87,10 @@ def test_sweep_tau_is_the_same_on_one_or_two_workers(cli, tmp_path, cluster, blo
 def test_expression_objectives_travel_to_the_workers(cli, tmp_path, cluster):
     expression = ["compare", "--objective", "exp(-k*z**2)", "--set", "k=0.5,2"]
     expression += ["--estimator", "reparam", "--samples", "20000", "--no-plot", "-q"]
-    assert cli(*expression, "--out", "local").exit_code == 0
-    assert cli(*expression, "--out", "remote", "--scheduler", cluster).exit_code == 0
+    local = cli(*expression, "--out", "local")
+    assert local.exit_code == 0, local.output
+    remote = cli(*expression, "--out", "remote", "--scheduler", cluster)
+    assert remote.exit_code == 0, remote.output
     same_tables(tmp_path / "local", tmp_path / "remote")
 
 
