@@ -499,8 +499,12 @@ class Task:
             family = registry.FAMILIES[self.family]
         except KeyError as err:
             raise ValueError(f"not registered in this process: {err}") from None
+        from gradvar.model import expressions
+
         objective = registry.OBJECTIVES.get((self.family, self.objective))
-        if objective is None:  # an expression objective: rebuilt from its text
+        if objective is None or expressions.is_expression(family, self.objective):
+            # an expression objective: rebuilt from its text, for its own parameters (this
+            # process may hold the same text with other parameter names from another task)
             from gradvar import spec
 
             objective = spec.objective_entry(family, self.objective, tuple(self.objective_values))

@@ -342,3 +342,22 @@ def test_a_repeated_run_loads_the_expression_kernels_from_the_cache(tmp_cache):
     second = json.loads(run_python(CACHE_PROBE).strip().splitlines()[-1])
     assert first == [0, 1] and second == [1, 0]
     assert len(list((tmp_cache / "kernels").glob("gradvar_expr_*.py"))) == 1
+
+
+def test_the_same_text_with_other_parameter_names_is_the_registered_one_when_asked_for():
+    """Declared names make another objective of the same text; a run names its objective by
+    the text (engine.Task), so the one asked for last must be the registered one: after a run
+    that declared (k, mu), a run of the text with k alone made a Task that failed
+    ("is not the registered entry of that name"), as on a cluster after test_expressions."""
+    from gradvar import engine
+
+    fam, text = registry.FAMILIES["normal"], "exp(-k*z**2) - 1"
+    wide = spec.objective_entry(fam, text, ("k", "mu"))
+    narrow = spec.objective_entry(fam, text, ("k",))
+    assert registry.OBJECTIVES[("normal", text)] is narrow
+    cell = make_cell("normal", obj=narrow, k=0.5)
+    task = engine.Task.from_cell(cell, registry.ESTIMATORS["reparam"], 100, 0)
+    assert task.cell().objective is narrow
+    spec.objective_entry(fam, text, ("mu", "k"))  # the other one, asked for again
+    assert registry.OBJECTIVES[("normal", text)] is wide
+    assert task.cell().objective is narrow  # rebuilt for the task's own parameter names

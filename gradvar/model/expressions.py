@@ -61,11 +61,14 @@ def is_expression(family, name):
 
 def objective_for(family, text, declared):
     """The :class:`registry.Objective` of expression ``text`` on ``family``, registered
-    under its text on first use; ``declared`` are the parameter names (``--set``)."""
+    under its text; ``declared`` are the parameter names (``--set``).  The same text with
+    other declared names is another objective: the one asked for last is the registered one
+    (a Task names its objective by its text, so a run after another one's finds its own)."""
     text = text.strip()
     key = (family.name, text, tuple(sorted(declared)))
     if key not in _EXPRESSIONS:
         _EXPRESSIONS[key] = _build(family, text, set(declared))
+    registry.OBJECTIVES[(family.name, text)] = _EXPRESSIONS[key]
     return _EXPRESSIONS[key]
 
 
