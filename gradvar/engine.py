@@ -493,21 +493,20 @@ class Task:
     def cell(self):
         """The :class:`Cell`, resolved in this process's registries (plugins loaded first)."""
         load_plugins(self.plugins)
-        from gradvar.model import registry
+        from gradvar.model import expressions, registry
 
         try:
             family = registry.FAMILIES[self.family]
         except KeyError as err:
             raise ValueError(f"not registered in this process: {err}") from None
-        from gradvar.model import expressions
-
-        objective = registry.OBJECTIVES.get((self.family, self.objective))
-        if objective is None or expressions.is_expression(family, self.objective):
-            # an expression objective: rebuilt from its text, for its own parameters (this
-            # process may hold the same text with other parameter names from another task)
+        if expressions.is_expression(family, self.objective):
+            # rebuilt from its text, for its own parameters (this process may hold the same
+            # text with other parameter names from another task)
             from gradvar import spec
 
             objective = spec.objective_entry(family, self.objective, tuple(self.objective_values))
+        else:
+            objective = registry.OBJECTIVES[(self.family, self.objective)]
         return Cell(
             family,
             _values(self.family_values),

@@ -443,14 +443,14 @@ def _probed_features():
     found = Features(**{kind: _probe(kind) for kind in _PROBES})
     path = _features_record()
     if path is not None and all(vars(found).values()):
-        tmp = f"{path}.{os.getpid()}.tmp"
-        try:
+        from gradvar import io
+
+        def write(tmp):
             with open(tmp, "w", encoding="utf-8") as fh:
                 fh.write("\n".join(_PROBES) + "\n")
-            os.replace(tmp, path)
-        except OSError:  # no record: the next process probes again
-            with contextlib.suppress(OSError):
-                os.unlink(tmp)
+
+        with contextlib.suppress(OSError):  # no record: the next process probes again
+            io.replace_file(path, write)
     return found
 
 

@@ -463,7 +463,6 @@ def _build(family, text, declared):
         derivatives_at=derivatives_at if order > 1 else None,
         pieces=pieces if builder.conditions else None,
     )
-    registry.OBJECTIVES[(family.name, text)] = obj
-    _BUILT.add((family.name, text))
+    _BUILT.add((family.name, text))  # registered by objective_for
     _INDICES[(family.name, text)] = builder.indices
     return obj
