@@ -227,3 +227,27 @@ def test_table_flags_lost_precision_and_warnings_become_one_note(cli):
     assert "! sf: the variance overflowed" in result.output
     assert result.output.count("RuntimeWarning") == 1  # in the one note, never line by line
     assert "numerical warning(s)" in result.output
+
+
+@pytest.mark.parametrize("closed", [(2,), (0, 1, 2)], ids=["stderr", "all three"])
+def test_a_stream_closed_at_launch_neither_fails_the_run_nor_takes_a_file(tmp_path, closed):
+    """``gradvar ... 2>&-``: Python starts with sys.stderr None; every message failed and the
+    run exited 1 with its results lost.  Now the closed streams are /dev/null."""
+    import os
+    import subprocess
+    import sys
+
+    def close():
+        for fd in closed:
+            os.close(fd)
+
+    def gradvar(*args):
+        return subprocess.run(
+            [sys.executable, "-m", "gradvar", *args], cwd=tmp_path, preexec_fn=close, timeout=600
+        ).returncode
+
+    run = ["compare", "--objective", "linear", "--estimator", "sf", "--samples", "1e3"]
+    assert gradvar(*run, "--out", "o") == 0
+    assert {"results.csv", "summary.csv", "meta.json"} <= set(os.listdir(tmp_path / "o"))
+    assert gradvar(*run, "--estimator", "nope", "--out", "bad") == 2
+    assert not (tmp_path / "bad").exists()
