@@ -435,3 +435,30 @@ def test_warnings_of_the_drawing_process_are_counted_as_the_commands_own(tmp_pat
     err = run_python(COUNTED_CODE.replace("sys.argv[1]", repr(str(out))))
     assert "note: 3 numerical warning(s) while running" in err, err
     assert (out / "variance.png").exists()
+
+
+def test_a_redraw_of_an_expression_folder_keeps_its_title(tmp_path):
+    """``gradvar plot`` in a fresh process (the expression not registered there) draws the
+    figure of the run, "(expression)" in its title, byte for byte."""
+    from gradvar.model import registry
+    from gradvar.plots import compare
+
+    def gradvar(*args):
+        proc = subprocess.run(
+            [sys.executable, "-m", "gradvar", *args],
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            timeout=600,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    run = ["compare", "--objective", "exp(-k*z**2)", "--set", "k=1", "--mu", "-1,1"]
+    gradvar(*run, "--samples", "1e3", "--estimator", "sf,reparam", "--out", "o", "-q")
+    first = (tmp_path / "o" / "variance-vs-mu.png").read_bytes()
+    (tmp_path / "o" / "variance-vs-mu.png").unlink()
+    gradvar("plot", "o", "-q")
+    assert (tmp_path / "o" / "variance-vs-mu.png").read_bytes() == first
+    fam = registry.FAMILIES["normal"]
+    assert compare._expression(fam, "exp(-k*z**2)") and not compare._expression(fam, "my-obj")

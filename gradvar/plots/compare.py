@@ -63,10 +63,24 @@ def describe(results, free=()):
     dist = ", ".join(filter(None, (part(c) for c in fam_names)))
     objp = ", ".join(filter(None, (part(c) for c in obj_names)))
     tau = part("tau") if "tau" in cols else None
-    formula = f" {obj.summary}" if obj else ""
+    formula = f" {obj.summary}" if obj else (" (expression)" if _expression(fam, objective) else "")
     return f"{objective}{formula}{', ' + objp if objp else ''} under {family}({dist})" + (
         f", {tau}" if tau else ""
     )
+
+
+def _expression(fam, text):
+    """Whether an objective this process has not registered reads as an expression in the
+    family's sample variable (a redraw by ``gradvar plot``: the run registered it, so its
+    figure's title said "(expression)"); a plugin's objective name does not."""
+    import ast
+
+    try:
+        tree = ast.parse(str(text).strip(), mode="eval")
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
+        return False
+    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
+    return fam is not None and fam.variable in names
 
 
 def _n_text(results, free=()):
