@@ -14,7 +14,7 @@ Anything else is drawn by the calling process, exactly as before: a platform oth
 Linux (fork is absent on Windows and unsafe on macOS), another thread already running (a
 test, a notebook), the drawing process gone, a figure that failed in it (drawn again here,
 so that the error is raised as it always was), or a command that registered what the
-drawing process does not know (a plugin, an expression objective: the titles name them).
+drawing process does not know (a plugin: the titles name its entries).
 The drawing process ignores Ctrl-C, writes nothing to the terminal (warnings are sent back
 and issued here) and ends when the command's end of the pipe closes; a Ctrl-C while it
 draws stops it too (SIGTERM) before the command leaves.
@@ -94,12 +94,19 @@ def draw_command(command, folder):
 
 def registered():
     """What the figures read of gradvar's registries (names, summaries), once all of
-    :mod:`gradvar.model` is loaded: a plugin or an expression objective the command
-    registered is missing in the drawing process, which then leaves the figure to it."""
+    :mod:`gradvar.model` is loaded: a plugin the command registered is missing in the
+    drawing process, which then leaves the figure to it.  Expression objectives are left
+    out: a figure titles one the same whether it is registered or not."""
     from gradvar import model
-    from gradvar.model import registry
+    from gradvar.model import expressions, registry
 
-    tables = (registry.FAMILIES, registry.OBJECTIVES, registry.ESTIMATORS, registry.BASELINES)
+    objectives = {
+        key: value
+        for key, value in registry.OBJECTIVES.items()
+        if key[0] not in registry.FAMILIES
+        or not expressions.is_expression(registry.FAMILIES[key[0]], key[1])
+    }
+    tables = (registry.FAMILIES, objectives, registry.ESTIMATORS, registry.BASELINES)
     tables += (model.OPTIONS,)
     return [
         sorted((repr(key), repr(getattr(value, "summary", None))) for key, value in t.items())
