@@ -106,3 +106,21 @@ def test_a_broken_plugin_is_one_line_and_exit_2(tmp_path):
     for path in (bad, tmp_path / "missing.py"):
         proc = gradvar("compare", "--plugin", path, "--samples", 10, cwd=tmp_path)
         assert proc.returncode == 2 and "plugin" in proc.stderr, proc.stderr
+
+
+def test_plot_of_a_plugin_folder_takes_the_plugin_and_says_when_it_is_missing(sweep, tmp_path):
+    """``gradvar plot`` draws the figure the run would have drawn given ``--plugin`` again;
+    without it, it draws and says which plugin the folder was made with."""
+    tmp, plugin = sweep
+    folder = tmp_path / "out"
+    shutil.copytree(tmp / "out", folder)
+    proc = gradvar("plot", "--plugin", plugin, folder, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert "plugin" not in proc.stderr
+    full = (folder / "variance-vs-lam.png").read_bytes()
+    proc = gradvar("plot", folder, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert f"was made with the plugin {plugin}" in proc.stderr
+    assert "--plugin FILE.py" in proc.stderr
+    assert (folder / "variance-vs-lam.png").read_bytes() != full  # the plugin's summary is absent
+    assert gradvar("plot", "-q", folder, cwd=tmp).stderr == ""

@@ -16,19 +16,31 @@ from gradvar.cli import common
     type=click.Path(exists=True, file_okay=False, path_type=Path),
 )
 @click.option("--quiet", "-q", is_flag=True, help="Print nothing but errors.")
-def plot_command(folders, quiet):
+@common.plugin_option
+def plot_command(folders, quiet, plugin):
     """Redraw the plots of one or more results folders from their CSV files.
 
     The command that made a folder is read from its meta.json (or guessed from its files
     and the columns of results.csv); nothing is re-run. Plots are replaced file by file,
-    atomically.
+    atomically. A folder made with a plugin is drawn with its titles in full when the
+    plugin is given again (--plugin).
 
     \b
-    Example:
+    Examples:
       gradvar compare --estimator sf,reparam --mu -2:2:5 --out results/shift
       gradvar plot results/shift
+      gradvar plot --plugin examples/exponential.py results/exp
     """
     for folder in folders:
+        missing = unloaded_plugins(folder, plugin)
+        if missing:
+            common.note(
+                f"note: {folder} was made with the plugin {missing[0]}"
+                + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
+                + ", not given here: its figures lack what the plugin names"
+                " (gradvar plot --plugin FILE.py)",
+                quiet,
+            )
         if (folder / "runs.json").is_file():  # a multi-run folder (gradvar run, [[run]] tables)
             with common.running_errors():
                 from gradvar import plots
@@ -42,6 +54,25 @@ def plot_command(folders, quiet):
             names = draw(command, folder)
         if not quiet:
             common.echo_files(folder, names)
+
+
+def unloaded_plugins(folder, records):
+    """The paths of the plugins ``folder``'s meta.json names whose content (sha256) is
+    none of the plugins loaded here (``records``, :func:`gradvar.plugins.records`)."""
+    from gradvar import io
+
+    try:
+        meta = io.read_meta(folder)
+    except (ValueError, OSError):
+        return []  # a damaged meta.json is reported by check()
+    experiment = meta.get("experiment") if isinstance(meta, dict) else None
+    named = experiment.get("plugins") if isinstance(experiment, dict) else None
+    if not isinstance(named, list):
+        return []
+    loaded = {r.get("sha256") for r in records or () if isinstance(r, dict)}
+    return [
+        str(r.get("path")) for r in named if isinstance(r, dict) and r.get("sha256") not in loaded
+    ]
 
 
 def draw(command, folder):
