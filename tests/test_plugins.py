@@ -4,6 +4,7 @@
 derived here, meta.json records its hash, a TOML ``plugins`` key needs --trust-plugins, and
 a changed plugin is refused on a re-run."""
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -114,13 +115,23 @@ def test_plot_of_a_plugin_folder_takes_the_plugin_and_says_when_it_is_missing(sw
     tmp, plugin = sweep
     folder = tmp_path / "out"
     shutil.copytree(tmp / "out", folder)
-    proc = gradvar("plot", "--plugin", plugin, folder, cwd=tmp)
+    (record,) = json.loads((folder / "meta.json").read_text())["experiment"]["plugins"]
+    here = tmp_path / "exponential.py"
+    shutil.copy(EXAMPLE, here)  # the run's plugin (another test edits the one it named)
+    assert hashlib.sha256(here.read_bytes()).hexdigest() == record["sha256"]
+    proc = gradvar("plot", "--plugin", here, folder, cwd=tmp)
     assert proc.returncode == 0, proc.stderr
     assert "plugin" not in proc.stderr
     full = (folder / "variance-vs-lam.png").read_bytes()
     proc = gradvar("plot", folder, cwd=tmp)
     assert proc.returncode == 0, proc.stderr
-    assert f"was made with the plugin {plugin}" in proc.stderr
-    assert "--plugin FILE.py" in proc.stderr
+    assert f"the plugin {record['path']} was not given (--plugin FILE.py)" in proc.stderr
     assert (folder / "variance-vs-lam.png").read_bytes() != full  # the plugin's summary is absent
     assert gradvar("plot", "-q", folder, cwd=tmp).stderr == ""
+    meta = json.loads((folder / "meta.json").read_text())
+    meta["experiment"]["plugins"][0]["path"] = str(here)  # as if the run had used this file
+    (folder / "meta.json").write_text(json.dumps(meta))
+    here.write_text(here.read_text() + "\n# edited\n")
+    proc = gradvar("plot", "--plugin", here, folder, cwd=tmp)
+    assert proc.returncode == 0, proc.stderr
+    assert f"the plugin {here} has changed since the run" in proc.stderr

@@ -32,14 +32,9 @@ def plot_command(folders, quiet, plugin):
       gradvar plot --plugin examples/exponential.py results/exp
     """
     for folder in folders:
-        missing = unloaded_plugins(folder, plugin)
-        if missing:
+        for text in unloaded_plugins(folder, plugin):
             common.note(
-                f"note: {folder} was made with the plugin {missing[0]}"
-                + (f" and {len(missing) - 1} more" if len(missing) > 1 else "")
-                + ", not given here: its figures lack what the plugin names"
-                " (gradvar plot --plugin FILE.py)",
-                quiet,
+                f"note: {folder} was made with a plugin: {text}; its titles may differ", quiet
             )
         if (folder / "runs.json").is_file():  # a multi-run folder (gradvar run, [[run]] tables)
             with common.running_errors():
@@ -57,8 +52,11 @@ def plot_command(folders, quiet, plugin):
 
 
 def unloaded_plugins(folder, records):
-    """The paths of the plugins ``folder``'s meta.json names whose content (sha256) is
-    none of the plugins loaded here (``records``, :func:`gradvar.plugins.records`)."""
+    """Notes on the plugins ``folder``'s meta.json names that are not loaded here as they
+    were (``records``: :func:`gradvar.plugins.records` of ``--plugin``): absent, or given
+    with other content (sha256)."""
+    import os
+
     from gradvar import io
 
     try:
@@ -69,10 +67,19 @@ def unloaded_plugins(folder, records):
     named = experiment.get("plugins") if isinstance(experiment, dict) else None
     if not isinstance(named, list):
         return []
-    loaded = {r.get("sha256") for r in records or () if isinstance(r, dict)}
-    return [
-        str(r.get("path")) for r in named if isinstance(r, dict) and r.get("sha256") not in loaded
-    ]
+    loaded = [r for r in records or () if isinstance(r, dict)]
+    shas = {r.get("sha256") for r in loaded}
+    paths = {os.path.realpath(str(r.get("path"))) for r in loaded}
+    notes = []
+    for record in named:
+        if not isinstance(record, dict) or record.get("sha256") in shas:
+            continue
+        path = str(record.get("path"))
+        if os.path.realpath(path) in paths:
+            notes.append(f"the plugin {path} has changed since the run")
+        else:
+            notes.append(f"the plugin {path} was not given (--plugin FILE.py)")
+    return notes
 
 
 def draw(command, folder):
