@@ -453,7 +453,16 @@ def _build(family, text, declared):
     pack = obj.pack
 
     def derivatives_at(z, values):
-        return module.derivatives([float(z)], pack(values, 1))
+        """[f, f', ...] at z, a float or an array (point by point: the printed code of a
+        jump or a kink is a Python conditional)."""
+        import numpy as np
+
+        objp = pack(values, 1)
+        if np.ndim(z) == 0:
+            return module.derivatives([float(z)], objp)
+        rows = [module.derivatives([float(t)], objp) for t in np.ravel(z)]
+        table = np.array(rows, dtype=float).reshape(np.size(z), order + 1)
+        return [table[:, i].reshape(np.shape(z)) for i in range(order + 1)]
 
     def pieces(x, values):
         return module.pieces(x, pack(values, len(x)))
