@@ -61,13 +61,16 @@ def write_csv(frame, path):
             writer.writerow([format_cell(v) for v in row])
 
 
-def read_csv(path):
-    """Read a CSV written by :func:`write_csv`; floats exactly, empty text fields as ``""``."""
+def read_csv(path, text=()):
+    """Read a CSV written by :func:`write_csv`; floats exactly, empty text fields as ``""``,
+    the columns named in ``text`` as text whatever they hold (pick-one's ``values``: "5"
+    is a list of one number, not the number 5)."""
     import pandas as pd
 
     # pandas >= 3 parses floats exactly by default and deprecates the option
     exact = {} if int(pd.__version__.split(".")[0]) >= 3 else {"float_precision": "round_trip"}
-    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], **exact)
+    dtype = {col: str for col in text}
+    frame = pd.read_csv(path, keep_default_na=False, na_values=[""], dtype=dtype, **exact)
     for col in frame.columns:
         if frame[col].dtype.kind not in "fiub":
             frame[col] = frame[col].fillna("").astype(str)

@@ -576,6 +576,15 @@ def test_pick_one_is_seeded_and_takes_any_number_of_lists(cli, tmp_path):
     assert result.exit_code == 0 and "50/3" in result.output
 
 
+def test_pick_one_of_one_element_lists_draws_its_figure(cli, tmp_path):
+    """results.csv's ``values`` column then holds plain numbers ("5"), which pandas reads as
+    numbers: the figure failed after the run (exit 1, the folder left partial)."""
+    result = cli("pick-one", "--samples", 500, "--out", "o", "-q", "5", "2.5")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "o" / "pick-one.png").stat().st_size > 10_000
+    assert cli("plot", "o", "-q").exit_code == 0
+
+
 @pytest.mark.parametrize(
     "args,message",
     [

@@ -292,6 +292,7 @@ def no_offset(ax):
 
 
 # --- tables --------------------------------------------------------------------------------
-def read(folder, name="results.csv"):
-    """A CSV table of a results folder (:func:`gradvar.io.read_csv`)."""
-    return io.read_csv(Path(folder) / name)
+def read(folder, name="results.csv", text=()):
+    """A CSV table of a results folder (:func:`gradvar.io.read_csv`; ``text``: columns read
+    as text)."""
+    return io.read_csv(Path(folder) / name, text=text)

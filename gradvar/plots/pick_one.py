@@ -16,7 +16,7 @@ FIGURE = "pick-one.png"
 
 def draw(folder):
     """Draw ``pick-one.png`` into the pick-one folder ``folder``; returns the file names."""
-    return [common.save(figure(common.read(folder)), folder, FIGURE)]
+    return [common.save(figure(common.read(folder, text=("values",))), folder, FIGURE)]
 
 
 def figure(results):
