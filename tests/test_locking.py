@@ -3,6 +3,7 @@ items 1, 2 and 9): each test reproduces a finding of the reliability trial."""
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -55,9 +56,13 @@ def interrupt_after(monkeypatch, cells):
 # --- item 1: one writer per folder ---------------------------------------------------------
 def test_a_second_writer_on_the_same_out_exits_2_naming_folder_and_pid(cli, tmp_path):
     with hold_lock(tmp_path / "s.partial") as child:
+        (tmp_path / "s.partial" / "cells").mkdir()  # the other run's finished cells
+        (tmp_path / "s.partial" / "cells" / "0.summary.csv").write_text("theirs")
         result = cli(*SWEEP, "--out", "s")
     assert result.exit_code == 2, result.output
     assert "s.partial" in result.output and f"pid {child.pid}" in result.output
+    assert "the run failed" not in result.output  # they are not this run's to resume
+    shutil.rmtree(tmp_path / "s.partial" / "cells")
     assert not (tmp_path / "s").exists()
     # the lock of a dead process is released: the next run takes the stale partial over
     result = cli(*SWEEP, "--out", "s")

@@ -378,9 +378,10 @@ def run_into_folder(prepared, progress=None):
             raise
         partial = io.partial_path(prepared.target)
         raise Interrupted(partial, study.kept(spec, partial / CELLS)) from None
-    except Exception:
+    except Exception as err:
         partial = io.partial_path(prepared.target)
-        if keep and io.holds_files(partial / CELLS):  # kept by atomic_folder: say so
+        busy = isinstance(err, io.FolderBusyError)  # another run's cells, not ours to report
+        if keep and not busy and io.holds_files(partial / CELLS):  # kept by atomic_folder
             print(
                 f"note: the run failed; {study.kept(spec, partial / CELLS)} kept in "
                 f"{partial}{os.sep}: run the same command with --resume to continue",
