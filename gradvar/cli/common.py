@@ -398,12 +398,15 @@ def jump_notes(spec):
     plan = getattr(spec, "plan", None)
     if plan is None or not plan.objective.jumps:
         return []
-    pathwise = [e.name for e in plan.estimators if e.requires in ("reparam", "relax")]
+    from gradvar.cli.tables import PATHWISE
+
+    pathwise = [e.name for e in plan.estimators if e.requires in PATHWISE]
     if not pathwise:
         return []
     return [
         f"note: f = {plan.objective.name} may jump (a comparison or a discontinuous where): "
-        f"the pathwise estimators {', '.join(pathwise)} may be biased; the bias column shows it"
+        f"the pathwise estimator{'s' if len(pathwise) > 1 else ''} {', '.join(pathwise)} "
+        f"may be biased; the bias column shows it"
     ]
 
 

@@ -250,7 +250,8 @@ def trust_flags(results):
     """'!' lines: estimators with non-finite estimates (cells, largest count and share;
     the statistics cover the finite ones only), a variance that overflowed, and a variance
     of 0 with a mean or exact variance that says otherwise (the inputs lost precision:
-    f(z) - b cancelled)."""
+    f(z) - b cancelled; a pathwise estimator's constant estimate where f jumps is a bias
+    instead, which the bias column and the jump note tell)."""
     flags = []
     cell = io.cell_index(results)
     frame = results.assign(_cell=cell)
@@ -272,6 +273,7 @@ def trust_flags(results):
                 f"! {label}: the variance overflowed (inf) in {over['_cell'].nunique()} cell(s)"
             )
         off = (rows["grad_mean"] - rows["exact_grad"]).abs() > 1e-9 * rows["exact_grad"].abs()
+        off &= ~rows.apply(_biased_by_a_jump, axis=1).astype(bool)  # a bias: the bias column
         lost = rows[(rows["grad_var"] == 0) & ((rows["exact_var"] > 0) | off)]
         if len(lost):
             flags.append(
@@ -280,3 +282,18 @@ def trust_flags(results):
                 "cancels in floating point)"
             )
     return flags
+
+
+PATHWISE = ("reparam", "relax")  # what an estimator requires that makes it pathwise
+
+
+def _biased_by_a_jump(row):
+    """Whether the row is a pathwise estimator's on an objective that may jump (as the
+    command's jump note says: :func:`gradvar.cli.common.jump_notes`)."""
+    from gradvar.model import registry
+
+    objective = registry.OBJECTIVES.get((row["family"], row["objective"]))
+    estimator = registry.ESTIMATORS.get(row["estimator"])
+    if objective is None or estimator is None:
+        return False
+    return bool(objective.jumps) and estimator.requires in PATHWISE
