@@ -142,10 +142,13 @@ def check_size(value, name, limit):
     return value
 
 
-def names_of(value):
-    """A list of names from a list or comma text (None or empty: [])."""
+def names_of(value, what=None):
+    """A list of names from a list or comma text (None: []; empty: [], or with ``what``
+    the error "WHAT: empty list", for an option given with nothing in it)."""
     if value is None:
         return []
+    if what is not None and (value == "" or (isinstance(value, (list, tuple)) and not value)):
+        raise SpecError(f"{what}: empty list")
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, str) for v in value):
             raise SpecError(f"expected a list of names, got {list(value)!r}")
@@ -163,7 +166,7 @@ def estimators_for(estimator, family, train=False):
     """The registry entries named by ``estimator`` (list or comma text; the family's curated
     default set when empty), each checked to be known and applicable to ``family``."""
     names = (
-        names_of(estimator)
+        names_of(estimator, "estimator")
         or list(family.default_estimators)
         or [
             n
@@ -194,7 +197,7 @@ def estimators_for(estimator, family, train=False):
 
 def baselines_for(baseline):
     """Baseline names from a list or comma text, each checked; ["mean"] when empty."""
-    names = names_of(baseline) or ["mean"]
+    names = names_of(baseline, "baseline") or ["mean"]
     for name in names:
         if name not in registry.BASELINES:
             raise SpecError(f"unknown baseline {name!r}." + suggest(name, registry.BASELINES))

@@ -120,8 +120,22 @@ def test_sizes_beyond_what_can_be_run_are_refused_with_the_limit(cli, tmp_path, 
         (["train", "--steps", "0"], ["steps"]),
         (["pick-one", "1e308,-1e308"], ["list 1", "overflow"]),
         (["pick-one", "1e308,1e308"], ["list 1", "overflow"]),
+        (["compare", "--estimator", ""], ["estimator: empty list"]),  # ran the defaults
+        (["compare", "--baseline", ""], ["baseline: empty list"]),
+        (["compare", "--family", ""], ["unknown family ''"]),
+        (["sweep-tau", "--estimator", ""], ["estimator: sweep-tau needs"]),
+        (["train", "--estimator", ""], ["estimator: empty list"]),
     ],
-    ids=["steps-0", "pick-one-huge", "pick-one-huge-equal"],
+    ids=[
+        "steps-0",
+        "pick-one-huge",
+        "pick-one-huge-equal",
+        "empty-estimator",
+        "empty-baseline",
+        "empty-family",
+        "sweep-tau-empty-estimator",
+        "train-empty-estimator",
+    ],
 )
 def test_inputs_that_used_to_crash_later_are_refused_up_front(cli, tmp_path, args, words):
     refused(cli(*args, "--out", "o", "-q"), *words)

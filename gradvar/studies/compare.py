@@ -264,10 +264,10 @@ def plan_of(experiment, family="normal", **overrides):
         if (k in registry.parameter_names() or k in OPTIONS) and v is not None
     }
     arguments = dict(
-        family=experiment.get("family") or family,
+        family=experiment.get("family", family),
         objective=experiment.get("objective"),
         estimator=experiment.get("estimator"),
-        baseline=experiment.get("baseline") or defaults.BASELINE,
+        baseline=experiment.get("baseline", defaults.BASELINE),
         samples=experiment.get("samples", defaults.SAMPLES),
         batch=experiment.get("batch", defaults.BATCH),
         seed=experiment.get("seed", defaults.SEED),

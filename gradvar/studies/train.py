@@ -369,7 +369,8 @@ def validate(
     if batch < 1:
         raise SpecError(f"batch must be >= 1, got {batch}")
     spec.check_size(batch, "batch", spec.MAX_BATCH)
-    ests = estimators_for(estimator or d["estimator"], registry.FAMILIES[prob.family], train=True)
+    chosen = d["estimator"] if estimator is None else estimator  # "" is an empty list
+    ests = estimators_for(chosen, registry.FAMILIES[prob.family], train=True)
     return dict(
         prob=prob,
         ests=ests,
