@@ -79,6 +79,18 @@ def test_extreme_logits_pool_the_impossible_classes():
     assert np.isfinite(rel["value"]).all() and np.isfinite(rel.loc[rel.kind == "mean", "sem"]).all()
 
 
+def test_logits_near_the_largest_double_give_the_one_hot_limit_at_small_tau():
+    """(o + G) / tau overflowed before the max was subtracted: inf - inf = NaN at tau 0.1."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # and no overflow warning: exp(-inf) = 0 is exact
+        _, _, rel = gradvar.gumbel_max(logits="1e308,0", samples=2_000, seed=0, tau=[0.1, 1])
+    means = rel[rel.kind == "mean"]
+    assert np.isfinite(means["value"]).all()
+    np.testing.assert_array_equal(means.sort_values(["tau", "class"])["value"], [1, 0, 1, 0])
+
+
 def test_chi_square_edge_cases():
     assert chi_square([5, 0, 1], [0.5, 0.0, 0.5])[1] > 0  # a zero-probability class never seen
     assert chi_square([5, 1, 1], [0.5, 0.0, 0.5])[1] == 0.0  # the impossible happened

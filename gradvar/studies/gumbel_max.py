@@ -32,9 +32,13 @@ CHUNK_VALUES = 1 << 20  # noise values per chunk (n * K in total)
 
 
 def _relaxed(o, g, tau):
-    """softmax((o + g) / tau) row-wise, stably (the max subtracted before exp)."""
-    a = (o + g) / tau
+    """softmax((o + g) / tau) row-wise, stably: exp(((o + g) - max(o + g)) / tau), the max
+    subtracted before the division by tau, as the kernels do (logits near 1e308 at a small
+    tau overflowed to inf - inf = NaN)."""
+    a = o + g
     a -= a.max(axis=1, keepdims=True)
+    with np.errstate(over="ignore"):  # a gap beyond 1e308 tau: -inf, whose exp is exactly 0
+        a /= tau
     np.exp(a, out=a)
     a /= a.sum(axis=1, keepdims=True)
     return a
