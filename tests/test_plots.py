@@ -463,3 +463,17 @@ def test_a_redraw_of_an_expression_folder_keeps_its_title(tmp_path):
     assert (tmp_path / "o" / "variance-vs-mu.png").read_bytes() == first
     fam = registry.FAMILIES["normal"]
     assert compare._expression(fam, "exp(-k*z**2)") and not compare._expression(fam, "my-obj")
+
+
+def test_many_coordinates_of_one_vector_are_ticked_by_index():
+    """16 labels "d/dlogits[10]" ... ran into each other (multibernoulli_100's figure)."""
+    from gradvar.plots.compare import _coordinate_ticks
+
+    many = [f"logits[{i}]" for i in range(16)]
+    assert _coordinate_ticks(many) == (
+        [f"[{i}]" for i in range(16)],
+        "gradient coordinate d/dlogits[i]",
+    )
+    assert _coordinate_ticks(["mu", "sigma"]) == (["d/dmu", "d/dsigma"], "gradient coordinate")
+    few = [f"logits[{i}]" for i in range(3)]
+    assert _coordinate_ticks(few)[0] == ["d/dlogits[0]", "d/dlogits[1]", "d/dlogits[2]"]

@@ -114,6 +114,16 @@ def _groups_by(frame, columns):
     return [(key, part) for key, part in groups if len(part)]
 
 
+def _coordinate_ticks(params):
+    """Tick labels and axis label for the coordinates: "d/dmu", ...; many entries of one
+    vector parameter ("logits[0]" ...) are ticked by their index alone, named on the axis
+    ("d/dlogits[i]"), so that the labels do not run into each other."""
+    base = {p.split("[")[0] for p in params}
+    if len(params) > 8 and len(base) == 1 and all(p.endswith("]") for p in params):
+        return [p[p.index("[") :] for p in params], f"gradient coordinate d/d{base.pop()}[i]"
+    return [f"d/d{p}" for p in params], "gradient coordinate"
+
+
 # --- one point -----------------------------------------------------------------------------
 def point_figure(results):
     """Variance per estimator (colour) and coordinate (group) with CIs and exact marks."""
@@ -137,10 +147,11 @@ def point_figure(results):
             zero.append(label + where)
         exact_drawn |= exact
     common.log_y(ax)
-    ax.set_xticks(np.arange(len(params)), [f"d/d{p}" for p in params])
+    ticks, what = _coordinate_ticks(params)
+    ax.set_xticks(np.arange(len(params)), ticks)
     ax.set_xlim(-0.5, len(params) - 0.5 + 0.6 * width)  # room for the last value label
     note = f"\n(variance 0, not on the log axis: {', '.join(zero)})" if zero else ""
-    ax.set_xlabel("gradient coordinate" + note)
+    ax.set_xlabel(what + note)
     ax.set_ylabel("variance of one gradient estimate")
     ax.grid(True, which="both", axis="y", alpha=0.25)
     marks = "dots: Monte Carlo with 95% CI, numbers: Monte Carlo variance"
