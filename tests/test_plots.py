@@ -477,3 +477,26 @@ def test_many_coordinates_of_one_vector_are_ticked_by_index():
     assert _coordinate_ticks(["mu", "sigma"]) == (["d/dmu", "d/dsigma"], "gradient coordinate")
     few = [f"logits[{i}]" for i in range(3)]
     assert _coordinate_ticks(few)[0] == ["d/dlogits[0]", "d/dlogits[1]", "d/dlogits[2]"]
+
+
+def test_a_tau_sweep_title_does_not_end_in_a_bare_tau(tmp_path):
+    """tau swept: the axis names it; the title said '..., tau' with no value."""
+    from gradvar.plots.compare import describe
+
+    res = gradvar_compare_table(tmp_path, "--tau", "0.5,1")
+    assert not describe(res, free=["tau"]).endswith(", tau")
+    assert describe(res.iloc[:1]).endswith(", tau=0.5")
+
+
+def gradvar_compare_table(tmp_path, *args):
+    from click.testing import CliRunner
+
+    from gradvar.cli import main
+
+    out = tmp_path / "o"
+    base = ["compare", "--family", "categorical", "--estimator", "gumbel-softmax"]
+    result = CliRunner().invoke(
+        main, [*base, "--samples", "100", "--no-plot", "-q", "--out", str(out), *args]
+    )
+    assert result.exit_code == 0, result.output
+    return io.read_csv(out / "results.csv")

@@ -62,7 +62,7 @@ def describe(results, free=()):
     obj_names = [c for c in cols if c not in fam_names and c != "tau"]
     dist = ", ".join(filter(None, (part(c) for c in fam_names)))
     objp = ", ".join(filter(None, (part(c) for c in obj_names)))
-    tau = part("tau") if "tau" in cols else None
+    tau = part("tau") if "tau" in cols and "tau" not in free else None  # swept: on the axis
     formula = f" {obj.summary}" if obj else (" (expression)" if _expression(fam, objective) else "")
     return f"{objective}{formula}{', ' + objp if objp else ''} under {family}({dist})" + (
         f", {tau}" if tau else ""
