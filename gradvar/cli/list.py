@@ -32,10 +32,13 @@ def list_command(plugin):
     from gradvar.model import expressions
 
     click.echo("Families:")
+    wide = max(12, *(len(name) for name in registry.FAMILIES))  # a plugin's long name too
     for fam in registry.FAMILIES.values():
         params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in fam.params)
-        click.echo(f"  {fam.name:<12} {fam.summary}")
-        click.echo(f"  {'':<12} parameters: {params}; can: {', '.join(sorted(fam.capabilities))}")
+        click.echo(f"  {fam.name:<{wide}} {fam.summary}")
+        click.echo(
+            f"  {'':<{wide}} parameters: {params}; can: {', '.join(sorted(fam.capabilities))}"
+        )
     click.echo("\nObjectives:")
     for obj in registry.OBJECTIVES.values():
         fam = registry.FAMILIES.get(obj.family)
