@@ -142,24 +142,23 @@ def check_size(value, name, limit):
     return value
 
 
-def names_of(value, what=None):
-    """A list of names from a list or comma text (None: []; empty: [], or with ``what``
-    the error "WHAT: empty list", for an option given with nothing in it)."""
+def names_of(value, what):
+    """A list of names from a list or comma text; None (not given) is [], a value with no
+    name in it ("", " ", ",", [""]) the error "WHAT: empty list"."""
     if value is None:
         return []
-    if what is not None and (value == "" or (isinstance(value, (list, tuple)) and not value)):
-        raise SpecError(f"{what}: empty list")
     if isinstance(value, (list, tuple)):
         if not all(isinstance(v, str) for v in value):
             raise SpecError(f"expected a list of names, got {list(value)!r}")
-        return [str(v).strip() for v in value if str(v).strip()]
-    if not isinstance(value, str):
+        names = [str(v).strip() for v in value]
+    elif isinstance(value, str):
+        names = [v.strip() for v in value.split(",")]
+    else:
         raise SpecError(f"expected a name or a comma list of names, got {value!r}")
-    text = str(value)
-    names = [v.strip() for v in text.split(",")]
-    if text.strip() and not any(names):
-        raise SpecError(f"no names in {text!r}")
-    return [n for n in names if n]
+    names = [n for n in names if n]
+    if not names:
+        raise SpecError(f"{what}: empty list")
+    return names
 
 
 def estimators_for(estimator, family, train=False):

@@ -106,7 +106,7 @@ class GumbelMax(Study):
         n = spec.parse_count(experiment.get("samples", defaults.SAMPLES), "samples")
         spec.check_size(n, "samples", spec.MAX_SAMPLES)
         seed = spec.check_seed(experiment.get("seed", defaults.SEED))
-        taus = spec.parse_values(experiment.get("tau") or defaults.GUMBEL_MAX_TAUS, "tau")
+        taus = spec.parse_values(experiment.get("tau", defaults.GUMBEL_MAX_TAUS), "tau")
         spec.check_finite("tau", taus, positive=True)
         singles = spec.parse_count(
             experiment.get("singles", defaults.GUMBEL_MAX_SINGLES), "singles"

@@ -55,7 +55,7 @@ def _references(value):
     """Reference estimator names: ``none`` (or empty) for none."""
     if isinstance(value, str) and value.strip().lower() in ("", "none"):
         return []
-    return spec.names_of(value)
+    return spec.names_of(value, "reference")
 
 
 @dataclass
@@ -70,7 +70,7 @@ def plans(experiment):
 
     Raises :class:`gradvar.spec.SpecError` for anything a user can get wrong.
     """
-    family = experiment.get("family") or defaults.SWEEP_TAU_FAMILY
+    family = experiment.get("family", defaults.SWEEP_TAU_FAMILY)
     fam = registry.FAMILIES.get(family)
     if fam is not None and "relax" not in fam.capabilities:  # unknown names: spec.plan says
         relaxable = [n for n, f in registry.FAMILIES.items() if "relax" in f.capabilities]
@@ -79,11 +79,13 @@ def plans(experiment):
             f"{', '.join(relaxable)}), got {family!r}"
         )
     given = experiment.get("estimator")
-    swept_names = spec.names_of(defaults.SWEEP_TAU_ESTIMATORS if given is None else given)
+    swept_names = spec.names_of(
+        defaults.SWEEP_TAU_ESTIMATORS if given is None else given, "estimator"
+    )
     ref_names = _references(experiment.get("reference", defaults.SWEEP_TAU_REFERENCES))
     if not swept_names:
         raise spec.SpecError("estimator: sweep-tau needs at least one estimator that uses tau")
-    taus = sorted(set(spec.parse_values(experiment.get("tau") or defaults.SWEEP_TAU_GRID, "tau")))
+    taus = sorted(set(spec.parse_values(experiment.get("tau", defaults.SWEEP_TAU_GRID), "tau")))
     for name in swept_names:  # before the plan, whose error would not say where it belongs
         est = registry.ESTIMATORS.get(name)
         if est is not None and not est.uses_tau:

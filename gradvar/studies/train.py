@@ -343,8 +343,8 @@ def validate(
     lr = parse_one(lr if lr is not None else d["lr"], "lr")  # a list is refused, not cut
     tau = parse_one(tau if tau is not None else d["tau"], "tau")
     eta = parse_one(eta if eta is not None else d["eta"], "eta")
-    optimizer = optimizer or d["optimizer"]
-    baseline = baseline or d["baseline"]
+    optimizer = d["optimizer"] if optimizer is None else optimizer
+    baseline = d["baseline"] if baseline is None else baseline
     if any(s < 0 for s in seeds):
         raise SpecError("seed must be >= 0")
     seeds = [spec.check_seed(s) for s in seeds]
@@ -490,7 +490,7 @@ class Train(Study):
 
     def spec(self, experiment):
         arguments = {k: experiment.get(k) for k in self.KEYS}
-        arguments["problem"] = arguments["problem"] or "bump"
+        arguments["problem"] = "bump" if arguments["problem"] is None else arguments["problem"]
         arguments["batch"] = experiment.get("batch", 1)
         arguments["baseline"] = experiment.get("baseline")
         arguments["train_positions"] = bool(experiment.get("train-positions"))
