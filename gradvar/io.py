@@ -61,10 +61,14 @@ def write_csv(frame, path):
             writer.writerow([format_cell(v) for v in row])
 
 
+# the name columns of the compare tables (train's ``objective`` is a value)
+NAME_COLUMNS = ("family", "objective", "estimator", "baseline", "param")
+
+
 def read_csv(path, text=()):
-    """Read a CSV written by :func:`write_csv`; floats exactly, empty text fields as ``""``,
-    the columns named in ``text`` as text whatever they hold (pick-one's ``values``: "5"
-    is a list of one number, not the number 5)."""
+    """Read a CSV written by :func:`write_csv`; floats exactly, empty text fields as ``""``;
+    the columns in ``text`` as text whatever they hold (an expression objective "2" is not
+    the number 2, pick-one's ``values`` "5" a list of one number)."""
     import pandas as pd
 
     # pandas >= 3 parses floats exactly by default and deprecates the option

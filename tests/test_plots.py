@@ -439,10 +439,9 @@ def test_warnings_of_the_drawing_process_are_counted_as_the_commands_own(tmp_pat
 
 def test_a_redraw_of_an_expression_folder_keeps_its_title(tmp_path):
     """``gradvar plot`` in a fresh process (the expression not registered there) draws the
-    figure of the run (by the drawing process, on Linux), "(expression)" in its title, byte
-    for byte."""
-    from gradvar.model import registry
-    from gradvar.plots import compare
+    figure of the run byte for byte; the titles say the same registered or not."""
+    from gradvar.model import expressions, registry
+    from gradvar.plots import common, compare
 
     def gradvar(*args):
         proc = subprocess.run(
@@ -462,7 +461,21 @@ def test_a_redraw_of_an_expression_folder_keeps_its_title(tmp_path):
     gradvar("plot", "o", "-q")
     assert (tmp_path / "o" / "variance-vs-mu.png").read_bytes() == first
     fam = registry.FAMILIES["normal"]
-    assert compare._expression(fam, "exp(-k*z**2)") and not compare._expression(fam, "my-obj")
+    for text, names in [("exp(-k*z**2)", ["k"]), ("2", []), ("z", []), ("z>0", [])]:
+        table = io.read_csv(tmp_path / "o" / "results.csv").assign(objective=text)
+        key = ("normal", text)
+        registry.OBJECTIVES.pop(key, None)
+        unregistered = compare.describe(table), common.objective_text("normal", text)
+        expressions.objective_for(fam, text, names)
+        try:
+            assert compare.describe(table) == unregistered[0]  # "... (expression) ..."
+            assert (
+                common.objective_text("normal", text) == unregistered[1] == ("(expression)", text)
+            )
+        finally:
+            registry.OBJECTIVES.pop(key, None)
+    assert common.objective_text("normal", "my-obj") == ("", None)  # a plugin's, not loaded
+    assert common.objective_text("normal", "quadratic")[1] == "(z-k)^2"
 
 
 def test_many_coordinates_of_one_vector_are_ticked_by_index():

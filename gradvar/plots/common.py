@@ -296,3 +296,24 @@ def read(folder, name="results.csv", text=()):
     """A CSV table of a results folder (:func:`gradvar.io.read_csv`; ``text``: columns read
     as text)."""
     return io.read_csv(Path(folder) / name, text=text)
+
+
+def objective_text(family, objective):
+    """(summary, formula) of a results table's objective for titles: the registered
+    entry's, or for an objective this process has not registered (a redraw by ``gradvar
+    plot``) that reads as an expression (anything but a plain name, or the family's sample
+    variable) what the registered expression would say, ("(expression)", its text); a
+    name this process does not know (a plugin's) gives ("", None)."""
+    import re
+
+    from gradvar.model import FAMILIES, OBJECTIVES  # the package fills the registries
+
+    obj = OBJECTIVES.get((family, objective))
+    if obj is not None:
+        return obj.summary, obj.formula
+    fam = FAMILIES.get(family)
+    text = str(objective).strip()
+    plain = re.fullmatch(r"[A-Za-z_][A-Za-z0-9_.-]*", text) is not None
+    if not plain or (fam is not None and text == fam.variable):
+        return "(expression)", text
+    return "", None

@@ -21,7 +21,7 @@ _g = io.describe_value
 
 def draw(folder):
     """Draw the figures of the compare folder ``folder`` into it; returns the file names."""
-    results = common.read(folder)
+    results = common.read(folder, text=io.NAME_COLUMNS)
     swept = io.swept_columns(results)
     if not swept:
         return [common.save(point_figure(results), folder, "variance.png")]
@@ -47,7 +47,6 @@ def describe(results, free=()):
     row = results.iloc[0]
     family, objective = row["family"], row["objective"]
     fam = registry.FAMILIES.get(family)
-    obj = registry.OBJECTIVES.get((family, objective))
     cols = io.parameter_columns(results)
 
     def part(name):
@@ -63,24 +62,11 @@ def describe(results, free=()):
     dist = ", ".join(filter(None, (part(c) for c in fam_names)))
     objp = ", ".join(filter(None, (part(c) for c in obj_names)))
     tau = part("tau") if "tau" in cols and "tau" not in free else None  # swept: on the axis
-    formula = f" {obj.summary}" if obj else (" (expression)" if _expression(fam, objective) else "")
+    summary = common.objective_text(family, objective)[0]
+    formula = f" {summary}" if summary else ""
     return f"{objective}{formula}{', ' + objp if objp else ''} under {family}({dist})" + (
         f", {tau}" if tau else ""
     )
-
-
-def _expression(fam, text):
-    """Whether an objective this process has not registered reads as an expression in the
-    family's sample variable (a redraw by ``gradvar plot``: the run registered it, so its
-    figure's title said "(expression)"); a plugin's objective name does not."""
-    import ast
-
-    try:
-        tree = ast.parse(str(text).strip(), mode="eval")
-    except (SyntaxError, ValueError, RecursionError, MemoryError):
-        return False
-    names = {node.id for node in ast.walk(tree) if isinstance(node, ast.Name)}
-    return fam is not None and fam.variable in names
 
 
 def _n_text(results, free=()):

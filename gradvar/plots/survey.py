@@ -29,11 +29,8 @@ def _swept(frame):
 
 
 def _formula(frame):
-    from gradvar.model import OBJECTIVES
-
-    family, objective = frame["family"].iloc[0], frame["objective"].iloc[0]
-    obj = OBJECTIVES.get((family, objective))
-    return f"f(z) = {obj.formula}" if obj is not None else str(objective)
+    formula = common.objective_text(frame["family"].iloc[0], frame["objective"].iloc[0])[1]
+    return f"f(z) = {formula}" if formula else str(frame["objective"].iloc[0])
 
 
 def _marker(estimator):
@@ -100,7 +97,7 @@ def draw_runs(folder, names, title=""):
     """The figure of the runs ``names`` (sub-folders of ``folder``); returns its file names."""
     from matplotlib.lines import Line2D
 
-    frames = [common.read(Path(folder) / name) for name in names]
+    frames = [common.read(Path(folder) / name, text=io.NAME_COLUMNS) for name in names]
     params = list(dict.fromkeys(p for f in frames for p in f["param"]))
     fig = common.figure(4.2 * len(params), 3.2 * len(frames) + 0.8)
     axes = fig.subplots(len(frames), len(params), squeeze=False)
@@ -128,7 +125,7 @@ def draw(folder):
     """Redraw the survey figure of a multi-run folder from its runs.json and CSV files."""
     with open(Path(folder) / "runs.json", encoding="utf-8") as fh:
         runs = json.load(fh)["runs"]
-    first = common.read(Path(folder) / runs[0])
+    first = common.read(Path(folder) / runs[0], text=io.NAME_COLUMNS)
     mu, sigma = first["mu"].iloc[0], first["sigma"].iloc[0]
     n = int(first["n"].iloc[0])
     title = f"Variance of the gradient estimators of E[f(z)], z ~ N({mu:g}, {sigma:g}^2)"
