@@ -86,9 +86,11 @@ def test_logits_near_the_largest_double_give_the_one_hot_limit_at_small_tau():
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # and no overflow warning: exp(-inf) = 0 is exact
         _, _, rel = gradvar.gumbel_max(logits="1e308,0", samples=2_000, seed=0, tau=[0.1, 1])
+        _, _, far = gradvar.gumbel_max(logits="1.7e308,-1.7e308", samples=200, seed=0, tau=1)
     means = rel[rel.kind == "mean"]
     assert np.isfinite(means["value"]).all()
     np.testing.assert_array_equal(means.sort_values(["tau", "class"])["value"], [1, 0, 1, 0])
+    assert far[far.kind == "mean"].sort_values("class")["value"].tolist() == [1, 0]
 
 
 def test_chi_square_edge_cases():

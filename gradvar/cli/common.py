@@ -398,9 +398,9 @@ def jump_notes(spec):
     plan = getattr(spec, "plan", None)
     if plan is None or not plan.objective.jumps:
         return []
-    from gradvar.cli.tables import PATHWISE
+    from gradvar.model import registry
 
-    pathwise = [e.name for e in plan.estimators if e.requires in PATHWISE]
+    pathwise = [e.name for e in plan.estimators if registry.biased_by_a_jump(plan.objective, e)]
     if not pathwise:
         return []
     return [

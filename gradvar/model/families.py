@@ -231,8 +231,10 @@ def categorical_vjp_lanes(fp, tau, t, y, v, g, q, rows):
 
 
 def softmax(logits):
-    """Numerically stable softmax (NumPy)."""
-    z = np.exp(logits - np.max(logits))
+    """Numerically stable softmax (NumPy); a gap beyond the largest double is -inf, whose
+    exp is exactly 0."""
+    with np.errstate(over="ignore"):
+        z = np.exp(logits - np.max(logits))
     return z / z.sum()
 
 

@@ -351,6 +351,12 @@ def applicable(est, family):
     return est.requires is None or est.requires in family.capabilities
 
 
+def biased_by_a_jump(objective, est):
+    """True for a pathwise estimator (it requires ``reparam`` or ``relax``) on an objective
+    that may jump: it may then be biased (it differentiates f where f is smooth)."""
+    return bool(objective.jumps) and est.requires in ("reparam", "relax")
+
+
 def parameter_names():
     """Every family parameter name, in registration order (the CLI's family options)."""
     names = {}

@@ -36,8 +36,8 @@ def _relaxed(o, g, tau):
     subtracted before the division by tau, as the kernels do (logits near 1e308 at a small
     tau overflowed to inf - inf = NaN)."""
     a = o + g
-    a -= a.max(axis=1, keepdims=True)
-    with np.errstate(over="ignore"):  # a gap beyond 1e308 tau: -inf, whose exp is exactly 0
+    with np.errstate(over="ignore"):  # a gap beyond the largest double: -inf, exp(-inf) = 0
+        a -= a.max(axis=1, keepdims=True)
         a /= tau
     np.exp(a, out=a)
     a /= a.sum(axis=1, keepdims=True)
