@@ -32,7 +32,7 @@ def list_command(plugin):
     from gradvar.model import expressions
 
     click.echo("Families:")
-    wide = max(12, *(len(name) for name in registry.FAMILIES))  # a plugin's long name too
+    wide = _width(registry.FAMILIES, 12)  # a plugin's long name too
     for fam in registry.FAMILIES.values():
         params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in fam.params)
         click.echo(f"  {fam.name:<{wide}} {fam.summary}")
@@ -40,16 +40,21 @@ def list_command(plugin):
             f"  {'':<{wide}} parameters: {params}; can: {', '.join(sorted(fam.capabilities))}"
         )
     click.echo("\nObjectives:")
-    for obj in registry.OBJECTIVES.values():
-        fam = registry.FAMILIES.get(obj.family)
-        if fam is not None and expressions.is_expression(fam, obj.name):
-            continue  # registered on the fly from an expression
+    objectives = [
+        obj
+        for obj in registry.OBJECTIVES.values()
+        if obj.family not in registry.FAMILIES
+        or not expressions.is_expression(registry.FAMILIES[obj.family], obj.name)
+    ]  # not those registered on the fly from an expression
+    wide = _width([f"{obj.family} {obj.name}" for obj in objectives], 22)
+    for obj in objectives:
         params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in obj.params) or "none"
-        click.echo(f"  {obj.family + ' ' + obj.name:<22} {obj.summary}   [{params}]")
+        click.echo(f"  {obj.family + ' ' + obj.name:<{wide}} {obj.summary}   [{params}]")
     click.echo("\nEstimators:")
+    wide = _width([*registry.ESTIMATORS, *registry.BASELINES, *registry.OPTIONS], 15)
     for est in registry.ESTIMATORS.values():
         fams = [f.name for f in registry.FAMILIES.values() if registry.applicable(est, f)]
-        click.echo(f"  {est.name:<15} {est.summary}")
+        click.echo(f"  {est.name:<{wide}} {est.summary}")
         flags = [
             registry.OPTIONS[o].flag if o in registry.OPTIONS else "--" + o for o in est.options
         ]
@@ -57,15 +62,15 @@ def list_command(plugin):
         cost = f"; f-evals per sample: {est.f_evals}"
         train = "; train only" if est.train_only else ""
         click.echo(
-            f"  {'':<15} families: {', '.join(fams)}; unbiased for: {est.unbiased_for}"
+            f"  {'':<{wide}} families: {', '.join(fams)}; unbiased for: {est.unbiased_for}"
             f"{extra}{cost}{train}"
         )
     click.echo("\nBaselines (sf-baseline --baseline):")
     for base in registry.BASELINES.values():
-        click.echo(f"  {base.name:<15} {base.summary}")
+        click.echo(f"  {base.name:<{wide}} {base.summary}")
     click.echo("\nEstimator options (a list sweeps them):")
     for opt in registry.OPTIONS.values():
-        click.echo(f"  {opt.flag:<15} {opt.help} [default: {opt.default:g}]")
+        click.echo(f"  {opt.flag:<{wide}} {opt.help} [default: {opt.default:g}]")
     variables = ", ".join(
         f"{f.name} {f.variable}{'[i]' if expressions.is_vector(f) else ''}"
         for f in registry.FAMILIES.values()
@@ -80,3 +85,8 @@ def _fmt(value):
     if isinstance(value, tuple):
         return ",".join(f"{v:g}" for v in value)
     return f"{value:g}"
+
+
+def _width(names, least):
+    """The width of a name column: ``least``, or the longest name and one space more."""
+    return max(least, *(len(str(n)) + 1 for n in names)) if names else least
