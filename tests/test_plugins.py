@@ -128,6 +128,10 @@ def test_plot_of_a_plugin_folder_takes_the_plugin_and_says_when_it_is_missing(sw
     assert f"the plugin {record['path']} was not given (--plugin FILE.py)" in proc.stderr
     assert (folder / "variance-vs-lam.png").read_bytes() != full  # the plugin's summary is absent
     assert gradvar("plot", "-q", folder, cwd=tmp).stderr == ""
+    other = tmp_path / "other.py"
+    other.write_text(here.read_text() + "\n# another plugin\n")
+    proc = gradvar("plot", "--plugin", other, folder, cwd=tmp)  # another file: not the run's
+    assert "was not given" in proc.stderr
     meta = json.loads((folder / "meta.json").read_text())
     meta["experiment"]["plugins"][0]["path"] = str(here)  # as if the run had used this file
     (folder / "meta.json").write_text(json.dumps(meta))

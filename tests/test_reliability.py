@@ -7,6 +7,7 @@ import shlex
 from pathlib import Path
 
 import pytest
+from helpers import rows_without_timing
 
 README = Path(__file__).resolve().parents[1] / "README.md"
 
@@ -269,5 +270,8 @@ def test_a_stream_closed_at_launch_neither_fails_the_run_nor_takes_a_file(tmp_pa
     run = ["compare", "--objective", "linear", "--estimator", "sf", "--samples", "1e3"]
     assert gradvar(*run, "--out", "o") == 0
     assert {"results.csv", "summary.csv", "meta.json"} <= set(os.listdir(tmp_path / "o"))
+    head = (tmp_path / "o" / "results.csv").read_text().splitlines()[0]
+    assert head.startswith("family,objective,estimator,baseline,")  # no message written in it
+    assert len(rows_without_timing(tmp_path / "o" / "results.csv")) == 2
     assert gradvar(*run, "--estimator", "nope", "--out", "bad") == 2
     assert not (tmp_path / "bad").exists()

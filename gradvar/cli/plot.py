@@ -34,7 +34,7 @@ def plot_command(folders, quiet, plugin):
     for folder in folders:
         for text in unloaded_plugins(folder, plugin):
             common.note(
-                f"note: {folder} was made with a plugin: {text}; its titles may differ", quiet
+                f"note: {folder} was made with the plugin {text}; its titles may differ", quiet
             )
         if (folder / "runs.json").is_file():  # a multi-run folder (gradvar run, [[run]] tables)
             with common.running_errors():
@@ -69,16 +69,16 @@ def unloaded_plugins(folder, records):
         return []
     loaded = [r for r in records or () if isinstance(r, dict)]
     shas = {r.get("sha256") for r in loaded}
-    paths = {os.path.realpath(str(r.get("path"))) for r in loaded}
+    names = {os.path.basename(str(r.get("path"))) for r in loaded}  # a path may be relative
     notes = []
     for record in named:
         if not isinstance(record, dict) or record.get("sha256") in shas:
             continue
         path = str(record.get("path"))
-        if os.path.realpath(path) in paths:
-            notes.append(f"the plugin {path} has changed since the run")
+        if os.path.basename(path) in names:
+            notes.append(f"{path} has changed since the run")
         else:
-            notes.append(f"the plugin {path} was not given (--plugin FILE.py)")
+            notes.append(f"{path} was not given (--plugin FILE.py)")
     return notes
 
 
