@@ -163,7 +163,7 @@ def names_of(value, what):
 
 def estimators_for(estimator, family, train=False):
     """The registry entries named by ``estimator`` (list or comma text; the family's curated
-    default set when empty), each checked to be known and applicable to ``family``."""
+    default set when None), each checked to be known and applicable to ``family``."""
     names = (
         names_of(estimator, "estimator")
         or list(family.default_estimators)
@@ -195,7 +195,7 @@ def estimators_for(estimator, family, train=False):
 
 
 def baselines_for(baseline):
-    """Baseline names from a list or comma text, each checked; ["mean"] when empty."""
+    """Baseline names from a list or comma text, each checked; ["mean"] when None."""
     names = names_of(baseline, "baseline") or ["mean"]
     for name in names:
         if name not in registry.BASELINES:

@@ -53,7 +53,9 @@ FIT_POINTS = 1  # grid points each side of the grid minimum in the parabola fit 
 
 def _references(value):
     """Reference estimator names: ``none`` (or empty) for none."""
-    if isinstance(value, str) and value.strip().lower() in ("", "none"):
+    if (isinstance(value, str) and value.strip().lower() in ("", "none")) or (
+        isinstance(value, (list, tuple)) and not value
+    ):
         return []
     return spec.names_of(value, "reference")
 
