@@ -78,8 +78,8 @@ def test_run_of_a_meta_json_never_replaces_its_own_folder_without_force(cli, tmp
         (["train", "--tau", "0.1,0.5,1"], "tau"),
         (["train", "--lr", "0.1,0.01"], "lr"),
         (["train", "--batch", "2,4"], "batch"),
-        (["compare", "--estimator", ","], ","),
-        (["compare", "--baseline", ","], ","),
+        (["compare", "--estimator", ","], "estimator: empty list"),
+        (["compare", "--baseline", ","], "baseline: empty list"),
     ],
     ids=["train-tau", "train-lr", "train-batch", "estimator-comma", "baseline-comma"],
 )

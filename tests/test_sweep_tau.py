@@ -121,7 +121,7 @@ def test_debiased_squared_bias_matches_the_exact_one_for_two_classes(tau):
         (dict(reference="gumbel-softmax"), "depends on tau"),
         (dict(tau="0.1,0"), "tau"),
         (dict(family="bernoulli", logit="0,1"), "sweeps tau only"),
-        (dict(estimator=""), "at least one"),
+        (dict(estimator=""), "estimator: empty list"),
         (dict(estimator="gumbel-softmx"), "did you mean"),
     ],
 )

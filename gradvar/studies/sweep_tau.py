@@ -85,8 +85,6 @@ def plans(experiment):
         defaults.SWEEP_TAU_ESTIMATORS if given is None else given, "estimator"
     )
     ref_names = _references(experiment.get("reference", defaults.SWEEP_TAU_REFERENCES))
-    if not swept_names:
-        raise spec.SpecError("estimator: sweep-tau needs at least one estimator that uses tau")
     taus = sorted(set(spec.parse_values(experiment.get("tau", defaults.SWEEP_TAU_GRID), "tau")))
     for name in swept_names:  # before the plan, whose error would not say where it belongs
         est = registry.ESTIMATORS.get(name)
