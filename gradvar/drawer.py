@@ -100,12 +100,7 @@ def registered():
     from gradvar import model
     from gradvar.model import expressions, registry
 
-    objectives = {
-        key: value
-        for key, value in registry.OBJECTIVES.items()
-        if key[0] not in registry.FAMILIES
-        or not expressions.is_expression(registry.FAMILIES[key[0]], key[1])
-    }
+    objectives = {k: v for k, v in registry.OBJECTIVES.items() if not expressions.built(*k)}
     tables = (registry.FAMILIES, objectives, registry.ESTIMATORS, registry.BASELINES)
     tables += (model.OPTIONS,)
     return [

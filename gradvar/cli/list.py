@@ -40,12 +40,9 @@ def list_command(plugin):
             f"  {'':<{wide}} parameters: {params}; can: {', '.join(sorted(fam.capabilities))}"
         )
     click.echo("\nObjectives:")
-    objectives = [
-        obj
-        for obj in registry.OBJECTIVES.values()
-        if obj.family not in registry.FAMILIES
-        or not expressions.is_expression(registry.FAMILIES[obj.family], obj.name)
-    ]  # not those registered on the fly from an expression
+    objectives = [  # not those registered on the fly from an expression
+        obj for obj in registry.OBJECTIVES.values() if not expressions.built(obj.family, obj.name)
+    ]
     wide = _width([f"{obj.family} {obj.name}" for obj in objectives], 22)
     for obj in objectives:
         params = ", ".join(f"{p.name}={_fmt(p.default)}" for p in obj.params) or "none"

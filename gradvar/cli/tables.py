@@ -273,8 +273,8 @@ def trust_flags(results):
                 f"! {label}: the variance overflowed (inf) in {over['_cell'].nunique()} cell(s)"
             )
         off = (rows["grad_mean"] - rows["exact_grad"]).abs() > 1e-9 * rows["exact_grad"].abs()
-        if _biased_by_a_jump(rows.iloc[0]):  # a bias, which the bias column and a note tell
-            off &= False
+        # a pathwise estimator off the gradient where f jumps: a bias (the bias column, a note)
+        off &= not _biased_by_a_jump(rows.iloc[0])
         lost = rows[(rows["grad_var"] == 0) & ((rows["exact_var"] > 0) | off)]
         if len(lost):
             flags.append(

@@ -56,7 +56,12 @@ class ExpressionError(ValueError):
 def is_expression(family, name):
     """True unless ``name`` is a registered objective of ``family`` (not an expression)."""
     known = (family.name, name) in registry.OBJECTIVES
-    return not known or (family.name, name) in _BUILT
+    return not known or built(family.name, name)
+
+
+def built(family, name):
+    """Whether the registered objective (family name, name) came from an expression."""
+    return (family, name) in _BUILT
 
 
 def objective_for(family, text, declared):
