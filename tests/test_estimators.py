@@ -410,3 +410,18 @@ def test_every_combination_finite_at_extremes(family, objective, estimator, base
     cell = make_cell(family, objective, batch=batch, tau=1e-3, **fam_values)
     run = simulate(cell, est, 5_000, seed=42, baseline=baseline)
     assert run.mom.nonfinite == 0 and np.all(np.isfinite(run.mom.moments))
+
+
+@pytest.mark.parametrize("sigma", [1e-300, 0.3, 1.0, 7.0, 1e300])
+def test_normal_score_is_the_division_by_sigma_within_an_ulp(sigma):
+    """The score multiplies by fp's 1 / sigma (prepared once): within about an ulp of
+    eps / sigma and (eps^2 - 1) / sigma, at the ends of sigma's range too.  A layout slip
+    (the reciprocal not where the kernel reads it, or sigma itself) is off by far more."""
+    fam = registry.FAMILIES["normal"]
+    fp = fam.prepare({"mu": 0.5, "sigma": sigma})
+    x, s = np.empty(1), np.empty(2)
+    for e in np.random.default_rng(5).standard_normal(2000):
+        fam.score.py_func(fp, np.array([e]), x, s)
+        want = np.array([e / sigma, (e * e - 1.0) / sigma])
+        assert np.all(np.abs(s - want) <= 2.0 * np.spacing(np.abs(want))), (e, s, want)
+        assert x[0] == 0.5 + sigma * e
