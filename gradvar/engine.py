@@ -187,9 +187,8 @@ def baseline_aux(module, cell, baseline, seed, p):
     if not base.needs_pilot:
         return aux
     sums = np.zeros(1 + 2 * p)
-    module.pilot(
-        cell.fp(), cell.objp(), rng.stream_key(seed, rng.PILOT), PILOT_SIZE, cell.width, p, sums
-    )
+    key = rng.stream_key(seed, rng.PILOT)
+    module.pilot(cell.fp(), cell.objp(), key, PILOT_SIZE, p, np.empty((5, cell.width)), sums)
     aux[1:] = base.fixed(sums[0], sums[1 : 1 + p], sums[1 + p :], PILOT_SIZE)
     return aux
 
@@ -258,7 +257,7 @@ def simulate(
         np.empty((0, 2), dtype=np.int64),
     )
     if estimator.uses_baseline and baseline_needs_pilot(baseline):
-        module.pilot(fp, objp, key, 0, cell.width, p, np.zeros(1 + 2 * p))
+        module.pilot(fp, objp, key, 0, p, np.empty((5, cell.width)), np.zeros(1 + 2 * p))
     t0 = time.perf_counter()
     with np.errstate(over="ignore"):  # uint64 wrap-around is intended (pure-Python mode)
         aux = estimator_aux(module, cell, estimator, baseline, seed, exact_grad)

@@ -54,7 +54,8 @@ def estimates_on(cell, est, states, aux):
             cell.opts(),
             np.asarray(aux, dtype=float),
             np.ascontiguousarray(states, dtype=float),
-            cell.width,
+            np.zeros((est.work_rows, cell.width)),
+            np.zeros(p),
             out,
         )
     return out
@@ -251,12 +252,13 @@ def _estimate_at(cell, est, aux):
     p = len(cell.coords)
     module = codegen.compiled(cell.family, cell.objective, est, cell.shape)
     table = np.zeros((1, cell.family.state_size(cell.dim)))
-    fp, objp, opts, width = cell.fp(), cell.objp(), cell.opts(), cell.width
+    fp, objp, opts = cell.fp(), cell.objp(), cell.opts()
+    work, g = np.zeros((est.work_rows, cell.width)), np.zeros(p)
 
     def at(state):
         table[0] = state
         out = np.empty((1, p))
-        module.on_states(fp, objp, opts, aux, table, width, out)
+        module.on_states(fp, objp, opts, aux, table, work, g, out)
         return out[0]
 
     return at

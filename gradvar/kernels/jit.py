@@ -102,7 +102,8 @@ def quick_load(dispatcher):
     and installs every lowering registry (numba.np.arraymath pulls in scipy.linalg for its
     BLAS check): about 0.3 s per process, needed to compile, not to load compiled code.
     Loading needs the symbols the machine code links to: Numba's C helpers and Python's
-    (installed with the target context), the NRT (``rtsys.initialize``) and the hash secret
+    (installed with the target context), the NRT (``rtsys.initialize``; only for a kernel
+    compiled with it: gradvar's own run without it) and the hash secret
     (installed by importing ``numba.cpython.hashing``), which is what this does instead.
     Only gradvar's cached dispatchers get it (an attribute of their own cache object);
     a cache miss compiles as before, and the compiler refreshes the context itself.  A
@@ -119,8 +120,11 @@ def quick_load(dispatcher):
     except ImportError:
         return
 
+    nrt = dispatcher.targetoptions.get("_nrt", True)
+
     def load_overload(sig, target_context):
-        rtsys.initialize(target_context)
+        if nrt:  # a kernel compiled with _nrt=False links to none of it (0.02 s per process)
+            rtsys.initialize(target_context)
         with guard():
             return load(sig, target_context)
 
@@ -180,7 +184,6 @@ def _make_scratch_intrinsic():
     from llvmlite import ir
     from numba.core import cgutils, types
     from numba.extending import intrinsic
-    from numba.np.arrayobj import make_array, populate_array
 
     @intrinsic
     def scratch(typingctx, rows, cols):
@@ -190,6 +193,10 @@ def _make_scratch_intrinsic():
         array_t = types.Array(types.float64, 2, "C")
 
         def codegen(context, builder, sig, args):
+            # imported here, when a kernel is compiled: numba.np.arrayobj registers some 350
+            # overloads on import (0.03-0.06 s), which a start that loads cached kernels skips
+            from numba.np.arrayobj import make_array, populate_array
+
             dbl = context.get_value_type(types.float64)
             intp = context.get_value_type(types.intp)
             ptr = cgutils.alloca_once(builder, ir.ArrayType(dbl, r * c))  # in the entry block
