@@ -141,8 +141,9 @@ _ZF = 513  # offset of the densities f(x_i)
 
 
 @kernel
-def normal(key, counter, zig):
-    """Standard normal by the ziggurat (``zig`` = ZIGGURAT): one 64-bit draw in 98.5% of cases.
+def normal(key, counter, zig, at=0):
+    """Standard normal by the ziggurat (``zig[at:]`` = ZIGGURAT, ``at`` saving a kernel the
+    slice): one 64-bit draw in 98.5% of cases.
 
     Bits 0-7 pick the layer, bits 12-63 the uniform u in (-1, 1); accept u x_i when
     |u| < x_{i+1} / x_i.  The rare rest is in :func:`_normal_retry`, kept out of line so that
@@ -151,9 +152,9 @@ def normal(key, counter, zig):
     b = bits(key, counter)
     u = to_sym(b)
     i = int(b & _LOW8)
-    if abs(u) < zig[_ZR + i]:
-        return u * zig[i]
-    return _normal_retry(key, counter, zig, u, i)
+    if abs(u) < zig[at + _ZR + i]:
+        return u * zig[at + i]
+    return _normal_retry(key, counter, zig[at:], u, i)
 
 
 @kernel(inline="never")  # rare: keep it out of the hot loop

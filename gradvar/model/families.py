@@ -25,7 +25,7 @@ _RSIGMA = 2 + len(ZIGGURAT)
 @kernel
 def normal_noise(fp, key, counter, state):
     """eps ~ N(0, 1) (fp[2:] holds the ziggurat tables)."""
-    state[0] = normal(key, counter, fp[2:])
+    state[0] = normal(key, counter, fp, 2)
 
 
 @kernel
