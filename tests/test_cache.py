@@ -130,6 +130,41 @@ def test_a_warm_start_loads_kernels_without_numbas_full_refresh(expected):
             assert not out["nrt"] and not out["arrayobj"], out
 
 
+_MIXED_SCRIPT = """
+import json, sys
+from gradvar.kernels import jit
+if {fallback}:  # a Numba that refuses _nrt=False: every kernel compiled with the NRT
+    jit.NRT_OFF = {{"_nrt_removed_in_numba_9": False}}
+from test_cache import _cell, _hex
+from gradvar import engine
+from gradvar.model import registry
+from numba.core.runtime import rtsys
+mom = engine.simulate(_cell(), registry.ESTIMATORS["sf"], {n}, 4)
+print(json.dumps(dict(hex=_hex(mom), nrt=rtsys._init)))
+"""
+
+
+def test_kernels_cached_with_the_nrt_are_not_served_to_a_process_without_it(tmp_path, expected):
+    """The moments kernels are cached beside their source, keyed by Numba on the signature,
+    the CPU and the bytecode, not on the NRT option: a process whose kernels use the NRT
+    (the fallback) then one that does not start it loaded the first one's build and
+    crashed (SIGSEGV), in every later run.  Both kinds now keep their own cache entries."""
+    env = {
+        **os.environ,
+        "PYTHONPATH": os.pathsep.join([TESTS_DIR, ROOT]),
+        "NUMBA_CACHE_DIR": str(tmp_path / "numba"),  # every Numba cache of these processes
+        "GRADVAR_CACHE_DIR": str(tmp_path / "gradvar"),
+    }
+    # the fallback, then a process that compiles its own kernels, then a warm one
+    for run, fallback in enumerate((True, False, False)):
+        code = _MIXED_SCRIPT.format(n=N, fallback=fallback)
+        proc = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True)
+        assert proc.returncode == 0, (run, proc.returncode, proc.stderr[-2000:])
+        out = json.loads(proc.stdout.splitlines()[-1])
+        assert out["hex"] == expected
+        assert out["nrt"] is (run < 2)  # compiling starts the NRT; the warm run does not
+
+
 def test_a_read_only_folder_gives_a_temporary_one(tmp_path, expected):
     """chmod 555 on the cache folder: the run works from a temporary folder, removed at exit.
     As root (who may write anyway) the subprocess runs without CAP_DAC_OVERRIDE."""

@@ -103,7 +103,8 @@ def quick_load(dispatcher):
     BLAS check): about 0.3 s per process, needed to compile, not to load compiled code.
     Loading needs the symbols the machine code links to: Numba's C helpers and Python's
     (installed with the target context), the NRT (``rtsys.initialize``; only for a kernel
-    compiled with it: gradvar's own run without it) and the hash secret
+    compiled with it: gradvar's own run without it where this Numba accepts ``_nrt=False``,
+    and the cache files carry which they are) and the hash secret
     (installed by importing ``numba.cpython.hashing``), which is what this does instead.
     Only gradvar's cached dispatchers get it (an attribute of their own cache object);
     a cache miss compiles as before, and the compiler refreshes the context itself.  A
@@ -112,7 +113,8 @@ def quick_load(dispatcher):
     cache = getattr(dispatcher, "_cache", None)
     load = getattr(cache, "_load_overload", None)
     guard = getattr(cache, "_guard_against_spurious_io_errors", None)
-    if load is None or guard is None or "load_overload" in vars(cache):
+    index_key = getattr(cache, "_index_key", None)
+    if load is None or guard is None or index_key is None or "load_overload" in vars(cache):
         return
     try:
         import numba.cpython.hashing  # noqa: F401  (installs the hash-secret symbols)
@@ -120,7 +122,8 @@ def quick_load(dispatcher):
     except ImportError:
         return
 
-    nrt = dispatcher.targetoptions.get("_nrt", True)
+    (option,) = NRT_OFF
+    nrt = dispatcher.targetoptions.get(option, True)
 
     def load_overload(sig, target_context):
         if nrt:  # a kernel compiled with _nrt=False links to none of it (0.02 s per process)
@@ -128,7 +131,15 @@ def quick_load(dispatcher):
         with guard():
             return load(sig, target_context)
 
+    def keyed(sig, codegen):
+        """Numba's index key, and whether the machine code uses the NRT: Numba's own key
+        holds the signature, the CPU and the bytecode, not the options, so a build made
+        with the NRT (a process whose Numba refused _nrt=False, the fallback test) would
+        be served to a process that does not start it, and crash there."""
+        return (*index_key(sig, codegen), ("nrt", nrt))
+
     cache.load_overload = load_overload
+    cache._index_key = keyed
 
 
 def rebind(kern, **names):
