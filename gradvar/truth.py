@@ -24,6 +24,8 @@ import math
 
 import numpy as np
 
+from gradvar.kernels import jit
+
 QUAD_RTOL = 1e-9
 
 
@@ -35,8 +37,8 @@ def objective_values_on(cell, states):
     out = np.empty(len(states))
     for i, st in enumerate(states):
         work[2, : len(st)] = st
-        fam.score.py_func(fp, work[2, : len(st)], work[0], work[4])
-        out[i] = obj.kernel.py_func(work[0, : cell.dim], objp, work[3])
+        jit.in_python(fam.score)(fp, work[2, : len(st)], work[0], work[4])
+        out[i] = jit.in_python(obj.kernel)(work[0, : cell.dim], objp, work[3])
     return out
 
 
@@ -78,7 +80,7 @@ def oracle_aux(cell, baseline, states, weights):
     s2 = np.empty((len(states), p))
     for i, st in enumerate(states):
         work[2, : len(st)] = st
-        fam.score.py_func(fp, work[2, : len(st)], work[0], work[4])
+        jit.in_python(fam.score)(fp, work[2, : len(st)], work[0], work[4])
         s2[i] = work[4, :p] ** 2
     aux[1:] = base.fixed(float(weights @ f), weights @ (f[:, None] * s2), weights @ s2, 1.0)
     return aux
@@ -484,8 +486,8 @@ def _f_and_scores(cell, states):
     f, s = np.empty(len(states)), np.empty((len(states), p))
     for n, st in enumerate(states):
         work[2, : len(st)] = st
-        fam.score.py_func(fp, work[2, : len(st)], work[0], work[4])
-        f[n] = obj.kernel.py_func(work[0, : cell.dim], objp, work[3])
+        jit.in_python(fam.score)(fp, work[2, : len(st)], work[0], work[4])
+        f[n] = jit.in_python(obj.kernel)(work[0, : cell.dim], objp, work[3])
         s[n] = work[4, :p]
     return f, s
 
@@ -536,7 +538,7 @@ def _sample_and_score(cell, state):
     work = np.zeros((6, cell.width))
     st = np.atleast_1d(np.asarray(state, dtype=float))
     work[2, : len(st)] = st
-    cell.family.score.py_func(cell.fp(), work[2, : len(st)], work[0], work[4])
+    jit.in_python(cell.family.score)(cell.fp(), work[2, : len(st)], work[0], work[4])
     return work[0, : cell.dim].copy(), work[4, : len(cell.coords)].copy()
 
 
@@ -578,7 +580,7 @@ def objective_moments(cell):
 
     def f_and_fs(state):
         x, s = _sample_and_score(cell, state)
-        f = cell.objective.kernel.py_func(x, cell.objp(), np.zeros(max(1, cell.dim)))
+        f = jit.in_python(cell.objective.kernel)(x, cell.objp(), np.zeros(max(1, cell.dim)))
         return np.concatenate([[f], f * s])
 
     with np.errstate(all="ignore"):
@@ -613,7 +615,7 @@ def _piecewise_moments(cell, est, baseline, edges):
 
         def moments_of(state):
             x, s = _sample_and_score(cell, state)
-            f = cell.objective.kernel.py_func(x, cell.objp(), np.zeros(max(1, cell.dim)))
+            f = jit.in_python(cell.objective.kernel)(x, cell.objp(), np.zeros(max(1, cell.dim)))
             return np.concatenate([[f], f * s * s, s * s])
 
         with np.errstate(all="ignore"):

@@ -23,6 +23,8 @@ import math
 
 import numpy as np
 
+from gradvar.kernels import jit
+
 SPAN = 16.0
 PANEL_ORDER = 16
 LEVELS = (256, 512, 1024)  # panels per level
@@ -109,7 +111,7 @@ def objective_values(cell, z):
     if obj.derivatives_at is not None:
         return np.asarray(obj.derivatives_at(z, values)[0], dtype=float)
     objp, grad = cell.objp(), np.zeros(1)
-    flat = [obj.kernel.py_func(np.array([t]), objp, grad) for t in np.ravel(z)]
+    flat = [jit.in_python(obj.kernel)(np.array([t]), objp, grad) for t in np.ravel(z)]
     return np.reshape(np.array(flat, dtype=float), np.shape(z))
 
 

@@ -101,6 +101,8 @@ if not {quick}:
 mom = engine.simulate(_cell(), registry.ESTIMATORS["sf"], {n}, 4)
 engine.simulate(_cell(), registry.ESTIMATORS["sf-baseline"], 100, 4)  # the pilot
 truth.exact_moments(_cell(), registry.ESTIMATORS["sf"])  # on_states
+from helpers import make_cell
+truth.exact_gradient(make_cell("categorical", "squared"))  # f at the outcomes, in Python
 print(json.dumps(dict(
     hex=_hex(mom),
     refreshed="numba.np.arraymath" in sys.modules,
@@ -115,7 +117,9 @@ def test_a_warm_start_loads_kernels_without_numbas_full_refresh(expected):
     (jit.quick_load: its lowering registries, and scipy.linalg with them, cost about 0.3 s
     per start) and gets the same numbers; without quick_load the refresh is seen.  Nor does
     it start Numba's runtime (every generated function runs without it: 0.02 s per start)
-    or import numba.np.arrayobj (the stack-scratch intrinsic needs it to compile only)."""
+    or import numba.np.arrayobj (the stack-scratch intrinsic needs it to compile only).  The
+    categorical ground truth evaluates f in Python (jit.in_python): its family's score
+    called a compiled kernel from Python, which compiled it in every run (0.4 s)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([TESTS_DIR, ROOT])}
     for what, quick in (("warm-up", True), ("quick", True), ("refresh", False)):
         code = _WARM_SCRIPT.format(n=N, quick=quick)

@@ -415,8 +415,10 @@ def test_every_combination_finite_at_extremes(family, objective, estimator, base
 @pytest.mark.parametrize("sigma", [1e-300, 0.3, 1.0, 7.0, 1e300])
 def test_normal_score_is_the_division_by_sigma_within_an_ulp(sigma):
     """The score multiplies by fp's 1 / sigma (prepared once): within about an ulp of
-    eps / sigma and (eps^2 - 1) / sigma, at the ends of sigma's range too.  A layout slip
-    (the reciprocal not where the kernel reads it, or sigma itself) is off by far more."""
+    eps / sigma and (eps^2 - 1) / sigma wherever 1 / sigma is finite (sigma from 5.6e-309
+    up; below, every score is infinite or NaN, where a division kept the smallest |eps|
+    finite).  A layout slip (the reciprocal not where the kernel reads it, or sigma
+    itself) is off by far more."""
     fam = registry.FAMILIES["normal"]
     fp = fam.prepare({"mu": 0.5, "sigma": sigma})
     x, s = np.empty(1), np.empty(2)

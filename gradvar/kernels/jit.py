@@ -159,6 +159,30 @@ def rebind(kern, **names):
     return numba.njit(func, **jit_options())
 
 
+_IN_PYTHON = {}  # Python function -> its copy with the kernels it calls in Python
+
+
+def in_python(kern, _done=None):
+    """``kern``'s Python function, with every kernel it calls (a global that is a
+    :class:`Kernel` or a Numba dispatcher) in Python too, down the calls: for the ground
+    truth's few calls from Python.  Calling a compiled kernel from Python compiles it (its
+    argument types there are not those of any cached build), about 0.4 s in every run.
+    Built once per function and process."""
+    done = _IN_PYTHON if _done is None else _done
+    py = getattr(kern, "py_func", kern)
+    if py not in done:
+        bound = dict(py.__globals__)
+        done[py] = types.FunctionType(
+            py.__code__, bound, py.__name__, py.__defaults__, py.__closure__
+        )
+        for name in py.__code__.co_names:
+            value = bound.get(name)
+            if callable(value) and hasattr(value, "py_func"):
+                bound[name] = in_python(value, done)
+    return done[py]
+
+
+_SCRATCH = []
 _SCRATCH = []
 
 
