@@ -183,7 +183,6 @@ def in_python(kern, _done=None):
 
 
 _SCRATCH = []
-_SCRATCH = []
 
 
 def scratch_array():
