@@ -57,8 +57,11 @@ for name in sys.argv[2:]:
     size, nchunks = engine.chunking(n, p)
     head = (cell.fp(), cell.objp(), cell.opts(), np.zeros(1 + p), rng.stream_key(0, rng.MAIN))
     head += (1, n, size)
-    rows = getattr(est, "work_rows", 6)  # the base checkout of benchmarks/ab.py may predate it
-    scratch = (np.empty((rows, cell.width)), np.empty((size, p)), np.empty((4, p)))
+    if hasattr(engine, "chunk_scratch"):
+        scratch = engine.chunk_scratch(est, cell, size)
+    else:  # a base checkout (--base) may predate it, and work_rows
+        rows = getattr(est, "work_rows", 6)
+        scratch = (np.empty((rows, cell.width)), np.empty((size, p)), np.empty((4, p)))
     out = (np.empty((nchunks, p, 4)), np.empty((nchunks, 2), dtype=np.int64))
     module.run_chunks(*head, 0, 0, 0, *scratch, *out)  # load outside the timed region
     t0 = time.perf_counter()

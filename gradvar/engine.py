@@ -211,6 +211,16 @@ def estimator_aux(module, cell, estimator, baseline, seed, exact_grad):
     return np.zeros(1 + len(cell.coords))
 
 
+def chunk_scratch(estimator, cell, size):
+    """One thread's scratch for the generated ``run_chunks``: the estimator's work rows, the
+    chunk buffer (size, P), the same buffer read as :func:`gradvar.kernels.moments.as_lanes`
+    and the moments' accumulators."""
+    p = len(cell.coords)
+    buf = np.empty((size, p))
+    work = np.empty((estimator.work_rows, cell.width))
+    return work, buf, moments.as_lanes(buf), np.empty(moments.scratch_shape(p))
+
+
 def simulate(
     cell, estimator, n, seed, baseline="mean", exact_grad=None, progress=None, chunks=None
 ):
@@ -236,7 +246,7 @@ def simulate(
     group_bad = np.zeros(groups, dtype=np.int64)
     block = max(1, min(BLOCK_CHUNKS, BLOCK_RECORDS // p))
     scratch = [
-        (np.empty((estimator.work_rows, cell.width)), np.empty((size, p)), np.empty((4, p)))
+        chunk_scratch(estimator, cell, size)
         for _ in range(max(1, min(threads(), -(-(hi - lo) // TASK_CHUNKS))))
     ]
     # compile (or load from the cache) outside the timed region: zero chunks, zero pilot samples

@@ -77,6 +77,46 @@ def test_constant_column_is_exact():
     assert np.array_equal(mom, [[0.1, 0, 0, 0], [-1.7, 0, 0, 0]])
 
 
+def _in_lanes(values):
+    """A sum in the kernel's order: value i into lane i mod ROWS, then the lanes in order."""
+    lanes = [0.0] * moments.ROWS
+    for i, v in enumerate(values):
+        lanes[i % moments.ROWS] += v
+    total = 0.0
+    for v in lanes:
+        total += v
+    return total
+
+
+def _in_rows(values):
+    total = 0.0
+    for v in values:
+        total += v
+    return total
+
+
+@pytest.mark.parametrize("m", [1, 31, 1000, 4096])  # within one lane, a partial last row of lanes
+def test_chunk_moments_sum_in_lanes_of_rows_bit_for_bit(m):
+    """Every sum of a chunk runs in the documented order (moments_rows): the kernel's bits
+    are those of plain Python sums in that order; the same sums in row order (a
+    deliberately wrong order) differ."""
+    gen = np.random.default_rng(m)
+    buf = gen.normal([[1.0], [-30.0]], [[3.0], [0.5]], size=(2, m))
+    mom, cnt = np.empty((2, 4)), np.empty(2, dtype=np.int64)
+    moments.chunk_moments(buf.copy(), mom, cnt)
+    differs = False
+    for j, x in enumerate(buf):
+        for order in (_in_lanes, _in_rows):
+            mean = x[0] + order(x - x[0]) / m
+            d = x - mean
+            expect = [mean, order(d * d), order(d * d * d), order(d * d * (d * d))]
+            if order is _in_lanes:
+                assert [v.hex() for v in mom[j]] == [float(v).hex() for v in expect]
+            else:
+                differs = differs or not np.array_equal(mom[j], expect)
+    assert differs or m <= moments.ROWS
+
+
 @pytest.mark.parametrize("sizes", [(1, 1), (1, 999), (500, 500), (3, 17, 1000, 2)])
 def test_merge_equals_moments_of_the_union(sizes):
     gen = np.random.default_rng(len(sizes))

@@ -44,6 +44,7 @@ from dataclasses import dataclass
 
 from gradvar.kernels import jit
 from gradvar.kernels.layout import LANE_Q, WORK_ROWS
+from gradvar.kernels.moments import scratch_shape as moments_scratch_shape
 
 SCRATCH_MAX = 16  # cells with at most this many coordinates and scratch width get literal sizes
 _SOURCES = ("kernels/*.py", "model/*.py", "engine.py")  # globs under gradvar/: every kernel source
@@ -65,23 +66,26 @@ _est = rebind(_estimator, noise=_noise, score=_score, path=_path, vjp=_vjp, obj=
 {fill}
 
 @njit(error_model="numpy"{nrt}, nogil=True)
-def moments(buf, mom, cnt, acc):
-    """Central moments of buf (m, P) (gradvar.kernels.moments.moments_rows), the
-    accumulators on this function's stack with literal shapes (see ``_MOMENTS``)."""
+def moments(buf, tab, mom, cnt, acc):
+    """Central moments of buf (m, P), ``tab`` its rows read ROWS at a time
+    (gradvar.kernels.moments.moments_rows), the accumulators on this function's stack
+    with literal shapes (see ``_MOMENTS``)."""
 {moments}
 
 
 @njit(cache={cache}, error_model="numpy"{nrt}, nogil=True)
 def run_chunks(
-    fp, objp, opts, aux, key, batch, n, chunk_size, lo, hi, first, work, buf, acc, out_mom, out_cnt
+    fp, objp, opts, aux, key, batch, n, chunk_size, lo, hi, first, work, buf, tab, acc, out_mom,
+    out_cnt,
 ):
     """Chunks lo .. hi - 1 of n estimates; chunk c's moments into out_mom[c - first].
-    ``work`` ({rows}, width), ``buf`` (chunk_size, P) and ``acc`` (4, P) are this thread's."""
+    ``work`` ({rows}, width), ``buf`` (chunk_size, P), ``tab`` (its rows ROWS at a time)
+    and ``acc`` are this thread's (gradvar.engine.chunk_scratch)."""
     for c in range(lo, hi):
         start = c * chunk_size
         b = buf[: min(chunk_size, n - start)]
         fill(fp, objp, opts, aux, key, batch, start, work, b)
-        moments(b, out_mom[c - first], out_cnt[c - first], acc)
+        moments(b, tab, out_mom[c - first], out_cnt[c - first], acc)
 
 
 @njit(cache={cache}, error_model="numpy"{nrt})
@@ -258,21 +262,13 @@ def _obj_lanes(x, objp, v, f, rows):
 
 
 """
-# The body of ``moments`` by P (static shapes; every variant sums in the same order, the same
-# bits).  P <= 2: out of line, the loops over j two-lane vectors (1.7 ns per estimate at P = 2,
-# 2.0 inlined); 3 <= P <= MOMENTS_UNROLL: inlined with a literal P, independent scalar chains
-# in registers (P = 3: 2.6 ns, 22 ns out of line; P = 10: 9.3 and 12.7 ns); larger P:
-# inlined with a dynamic P, vectorised loops over j (P = 16: 8.8 and 13.7 ns).  The stack
-# accumulators of an inlined body cannot alias ``buf``.
+# The body of ``moments``: static shapes inline it with a literal P and its scratch on the
+# stack (the lanes stay in the L1 cache and cannot alias ``buf``), the heap variant gets
+# the engine's scratch; both sum in the same order (the same bits).
 _MOMENTS = {
-    "out of line": "    acc = _scratch(4, {p})\n    _moments_out(buf, mom, cnt, acc)",
-    "literal": "    acc = _scratch(4, {p})\n    _moments(buf, mom, cnt, acc, {p})",
-    "dynamic": "    acc = _scratch(4, {p})\n    _moments(buf, mom, cnt, acc, buf.shape[1])",
-    "heap": "    _moments(buf, mom, cnt, acc, buf.shape[1])",
+    "literal": "    acc = _scratch({acc})\n    _moments(buf, tab, mom, cnt, acc, {p})",
+    "heap": "    _moments(buf, tab, mom, cnt, acc, buf.shape[1])",
 }
-_MOMENTS_KERNEL = {kind: ("moments_rows", "_moments") for kind in _MOMENTS}
-_MOMENTS_KERNEL["out of line"] = ("chunk_moments_rows", "_moments_out")
-MOMENTS_UNROLL = 10
 TABLE_MAX = 256  # doubles of noise per block: the samples of one block are TABLE_MAX // S
 LANE_VALUES = 640  # lanes per block: LANE_VALUES // width, a multiple of 8 in 8 .. 64
 
@@ -686,17 +682,15 @@ def render(family, objective, estimator, shape=None, key="0" * 12, nrt_off=True,
         p = str(shape[0])
         rows = estimator.work_rows
         scratch = f"    work = _scratch({rows}, {shape[1]})  # on the stack: kept in registers\n"
-        kind = "out of line" if shape[0] <= 2 else "literal"
-        kind = "dynamic" if shape[0] > MOMENTS_UNROLL else kind
-        moments = _MOMENTS[kind].format(p=p)
+        acc = ", ".join(map(str, moments_scratch_shape(shape[0])))
+        moments = _MOMENTS["literal"].format(p=p, acc=acc)
     else:
         p = "buf.shape[1]"
         scratch = ""
-        kind = "heap"
-        moments = _MOMENTS[kind]
+        moments = _MOMENTS["heap"]
     imports = [
         ("gradvar.kernels.jit", "rebind", None),
-        ("gradvar.kernels.moments", *_MOMENTS_KERNEL[kind]),
+        ("gradvar.kernels.moments", "moments_rows", "_moments"),
         (kern.__module__, kern.__name__, "_estimator"),
         (objective.kernel.__module__, objective.kernel.__name__, "_obj"),
     ]
