@@ -77,44 +77,39 @@ def test_constant_column_is_exact():
     assert np.array_equal(mom, [[0.1, 0, 0, 0], [-1.7, 0, 0, 0]])
 
 
-def _in_lanes(values):
-    """A sum in the kernel's order: value i into lane i mod ROWS, then the lanes in order."""
-    lanes = [0.0] * moments.ROWS
+def _in_lanes(values, r):
+    """A sum in the kernel's order: value i into lane i mod r, then the lanes in order."""
+    lanes = [0.0] * r
     for i, v in enumerate(values):
-        lanes[i % moments.ROWS] += v
+        lanes[i % r] += v
     total = 0.0
     for v in lanes:
         total += v
     return total
 
 
-def _in_rows(values):
-    total = 0.0
-    for v in values:
-        total += v
-    return total
-
-
-@pytest.mark.parametrize("m", [1, 31, 1000, 4096])  # within one lane, a partial last row of lanes
-def test_chunk_moments_sum_in_lanes_of_rows_bit_for_bit(m):
+@pytest.mark.parametrize("p", [1, 2, 3, 40])  # R = 64, 32, 21 and 1 (row order) rows in lanes
+@pytest.mark.parametrize("m", [1, 31, 1000])  # within one row of lanes, a partial last one
+def test_chunk_moments_sum_in_lanes_of_rows_bit_for_bit(p, m):
     """Every sum of a chunk runs in the documented order (moments_rows): the kernel's bits
     are those of plain Python sums in that order; the same sums in row order (a
-    deliberately wrong order) differ."""
+    deliberately wrong order) differ where there are lanes."""
     gen = np.random.default_rng(m)
-    buf = gen.normal([[1.0], [-30.0]], [[3.0], [0.5]], size=(2, m))
-    mom, cnt = np.empty((2, 4)), np.empty(2, dtype=np.int64)
+    buf = gen.normal(1.0, 3.0, size=(p, m)) - 30.0 * (np.arange(p) % 2)[:, None]
+    mom, cnt = np.empty((p, 4)), np.empty(2, dtype=np.int64)
     moments.chunk_moments(buf.copy(), mom, cnt)
+    r = moments.lane_rows(p)
     differs = False
     for j, x in enumerate(buf):
-        for order in (_in_lanes, _in_rows):
-            mean = x[0] + order(x - x[0]) / m
+        for lanes in (r, 1):
+            mean = x[0] + _in_lanes(x - x[0], lanes) / m
             d = x - mean
-            expect = [mean, order(d * d), order(d * d * d), order(d * d * (d * d))]
-            if order is _in_lanes:
+            expect = [mean] + [_in_lanes(v, lanes) for v in (d * d, d * d * d, d * d * (d * d))]
+            if lanes == r:
                 assert [v.hex() for v in mom[j]] == [float(v).hex() for v in expect]
             else:
                 differs = differs or not np.array_equal(mom[j], expect)
-    assert differs or m <= moments.ROWS
+    assert differs or m <= r or r == 1  # r = 1: the lanes are the row order
 
 
 @pytest.mark.parametrize("sizes", [(1, 1), (1, 999), (500, 500), (3, 17, 1000, 2)])

@@ -67,7 +67,7 @@ _est = rebind(_estimator, noise=_noise, score=_score, path=_path, vjp=_vjp, obj=
 
 @njit(error_model="numpy"{nrt}, nogil=True)
 def moments(buf, tab, mom, cnt, acc):
-    """Central moments of buf (m, P), ``tab`` its rows read ROWS at a time
+    """Central moments of buf (m, P), ``tab`` its rows read R at a time
     (gradvar.kernels.moments.moments_rows), the accumulators on this function's stack
     with literal shapes (see ``_MOMENTS``)."""
 {moments}
@@ -79,7 +79,7 @@ def run_chunks(
     out_cnt,
 ):
     """Chunks lo .. hi - 1 of n estimates; chunk c's moments into out_mom[c - first].
-    ``work`` ({rows}, width), ``buf`` (chunk_size, P), ``tab`` (its rows ROWS at a time)
+    ``work`` ({rows}, width), ``buf`` (chunk_size, P), ``tab`` (its rows R at a time)
     and ``acc`` are this thread's (gradvar.engine.chunk_scratch)."""
     for c in range(lo, hi):
         start = c * chunk_size

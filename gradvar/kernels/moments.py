@@ -9,21 +9,28 @@ import numpy as np
 
 from gradvar.kernels.jit import kernel
 
-ROWS = 32  # rows of a chunk summed apart (moments_rows' lanes): vectorised sums, a fixed order
+LANE_VALUES = 64  # values of one row of moments_rows' lanes: 8 vectors of 8 doubles
+
+
+def lane_rows(p):
+    """R, the rows summed apart (in lanes) by :func:`moments_rows` for P coordinates; the
+    kernel computes the same."""
+    return max(1, LANE_VALUES // p)
 
 
 def scratch_shape(p):
     """The shape of :func:`moments_rows`' scratch ``acc`` for P coordinates."""
-    return 5, ROWS * p
+    return 5, lane_rows(p) * p
 
 
 def as_lanes(buf):
-    """The rows of the C-contiguous ``buf`` (m, P) read ROWS at a time: a view
-    (m // ROWS, ROWS P) of its first m // ROWS * ROWS rows, the ``tab`` of
-    :func:`moments_rows` (made by NumPy: Numba's reshape would tie every cached kernel to
-    numba.np.arrayobj, imported on each load)."""
+    """The rows of the C-contiguous ``buf`` (m, P) read R = lane_rows(P) at a time: a view
+    (m // R, R P) of its first m // R * R rows, the ``tab`` of :func:`moments_rows` (made by
+    NumPy: Numba's reshape would tie every cached kernel to numba.np.arrayobj, imported on
+    each load)."""
     m, p = buf.shape
-    return buf.reshape(m * p)[: m // ROWS * ROWS * p].reshape(m // ROWS, ROWS * p)
+    r = lane_rows(p)
+    return buf.reshape(m * p)[: m // r * r * p].reshape(m // r, r * p)
 
 
 def chunk_moments(buf, mom, cnt):
@@ -43,15 +50,15 @@ def chunk_moments_rows(buf, tab, mom, cnt, acc):
 @kernel(inline="always")
 def moments_rows(buf, tab, mom, cnt, acc, p):
     """Two-pass central moments of the finite rows of ``buf`` (m, P) into ``mom`` (P, 4);
-    cnt = [finite estimates, non-finite estimates]; ``tab`` is the same memory read ROWS
-    rows at a time (:func:`as_lanes`, at least m // ROWS of its rows), ``acc`` scratch of
-    :func:`scratch_shape`.
+    cnt = [finite estimates, non-finite estimates]; ``tab`` is the same memory read R =
+    :func:`lane_rows` rows at a time (:func:`as_lanes`, at least m // R of its rows), ``acc``
+    scratch of :func:`scratch_shape`.
 
     An estimate (a row) is finite when every coordinate is.  The first pass sums x - x_0
     (x_0 the first row), so that a constant column (reparam on linear, exact) gets its
     value as the mean and M2 = 0 exactly, which a plain sum / m misses by an ulp; the
-    second sums (x - mean)^k, k = 2, 3, 4.  Each pass keeps ROWS accumulators per
-    coordinate and moment, one per lane: row i adds into lane i mod ROWS, and the lanes
+    second sums (x - mean)^k, k = 2, 3, 4.  Each pass keeps R accumulators per
+    coordinate and moment, one per lane: row i adds into lane i mod R, and the lanes
     are added in order at the end, so the order of every sum is fixed by m and P alone.
     Over ``tab`` a pass is one flat loop of independent lanes, which LLVM vectorises (P = 2:
     0.3 ns per estimate, 1.2 ns with every sum in row order, bound by the latency of an
@@ -59,12 +66,13 @@ def moments_rows(buf, tab, mom, cnt, acc, p):
     those with a non-finite coordinate set to NaN and left out (x_0 the first finite row).
     """
     m = buf.shape[0]
-    lanes = ROWS * p
-    whole = m // ROWS
-    rest = buf[whole * ROWS :]
+    r = max(1, LANE_VALUES // p)  # lane_rows(p)
+    lanes = r * p
+    whole = m // r
+    rest = buf[whole * r :]
     ref, s1, s2, s3, s4 = acc[4], acc[0], acc[1], acc[2], acc[3]
     for j in range(p):
-        for k in range(ROWS):
+        for k in range(r):
             ref[k * p + j] = buf[0, j] if m > 0 else 0.0
     for q in range(lanes):
         s1[q] = 0.0
@@ -77,7 +85,7 @@ def moments_rows(buf, tab, mom, cnt, acc, p):
     total = 0.0
     for j in range(p):
         mom[j, 0] = 0.0
-        for k in range(ROWS):
+        for k in range(r):
             mom[j, 0] += s1[k * p + j]
         mom[j, 1] = ref[j]
         total += mom[j, 0]
@@ -107,7 +115,7 @@ def moments_rows(buf, tab, mom, cnt, acc, p):
     cnt[1] = m - good
     for j in range(p):
         mom[j, 0] = mom[j, 1] + mom[j, 0] / good if good > 0 else 0.0
-        for k in range(ROWS):
+        for k in range(r):
             ref[k * p + j] = mom[j, 0]
     for q in range(lanes):
         s2[q] = 0.0
@@ -141,7 +149,7 @@ def moments_rows(buf, tab, mom, cnt, acc, p):
         mom[j, 1] = 0.0
         mom[j, 2] = 0.0
         mom[j, 3] = 0.0
-        for k in range(ROWS):
+        for k in range(r):
             mom[j, 1] += s2[k * p + j]
             mom[j, 2] += s3[k * p + j]
             mom[j, 3] += s4[k * p + j]
