@@ -548,3 +548,45 @@ def test_the_features_are_recorded_once_probed_and_read_back(tmp_path):
     record.write_bytes(b"\xff\xfe\x00")  # damaged: not even text
     assert started() == first
     assert sorted(record.read_text().split()) == ["nrt_off", "stack_scratch"]
+
+
+# --- the moments the engine runs -------------------------------------------------------------
+@pytest.mark.parametrize(
+    "family, objective, values, est, n, static",
+    [
+        ("normal", "quadratic", {}, "sf", 32 * 1000 + 77, True),  # P = 2, a short last chunk
+        ("normal", "quadratic", {}, "reparam", 5001, False),  # the heap variant
+        ("categorical", "squared", {"logits": np.zeros(3)}, "sf", 20013, True),  # P = 3, blocked
+        ("multibernoulli", "squared", {"logits": np.zeros(20)}, "sf", 3333, True),  # P = 20: heap
+        ("normal", "quadratic", {"sigma": 1e-320}, "sf", 3000, True),  # all non-finite
+    ],
+    ids=["normal-p2", "normal-heap", "categorical-p3", "multibernoulli-p20", "nonfinite"],
+)
+def test_run_chunks_moments_are_those_of_the_chunks_estimates(
+    family, objective, values, est, n, static
+):
+    """Each chunk's moments from ``run_chunks`` (the inlined kernel the engine runs, its
+    scratch on the stack, or the heap variant) are, bit for bit, those that
+    moments.chunk_moments (checked against the documented order in test_stats.py) gives
+    for the chunk's estimates from ``fill``."""
+    from gradvar.kernels import moments, rng
+
+    cell = make_cell(family, objective, **values)
+    estimator, p = EST[est], len(cell.coords)
+    shape = cell.shape if static else None
+    module = codegen.compiled(cell.family, cell.objective, estimator, shape)
+    size, nchunks = engine.chunking(n, p)
+    key, aux = rng.stream_key(3, rng.MAIN), np.zeros(1 + p)
+    mom, cnt = np.empty((nchunks, p, 4)), np.empty((nchunks, 2), dtype=np.int64)
+    head = (cell.fp(), cell.objp(), cell.opts(), aux, key, 1)
+    with np.errstate(all="ignore"):
+        module.run_chunks(
+            *head, n, size, 0, nchunks, 0, *engine.chunk_scratch(estimator, cell, size), mom, cnt
+        )
+        for c in range(nchunks):
+            buf = np.empty((min(size, n - c * size), p))
+            module.fill(*head, c * size, np.empty((estimator.work_rows, cell.width)), buf)
+            want, want_cnt = np.empty((p, 4)), np.empty(2, dtype=np.int64)
+            moments.chunk_moments(buf.T.copy(), want, want_cnt)
+            assert want.tobytes() == mom[c].tobytes() and list(want_cnt) == list(cnt[c]), c
+    assert nchunks > 1 and n % size != 0

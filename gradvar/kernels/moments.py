@@ -9,13 +9,13 @@ import numpy as np
 
 from gradvar.kernels.jit import kernel
 
-LANE_VALUES = 64  # values of one row of moments_rows' lanes: 8 vectors of 8 doubles
+ROW_OF_LANES = 64  # values in one row of moments_rows' lanes (8 AVX-512 vectors)
 
 
 def lane_rows(p):
     """R, the rows summed apart (in lanes) by :func:`moments_rows` for P coordinates; the
     kernel computes the same."""
-    return max(1, LANE_VALUES // p)
+    return max(1, ROW_OF_LANES // p)
 
 
 def scratch_shape(p):
@@ -28,6 +28,8 @@ def as_lanes(buf):
     (m // R, R P) of its first m // R * R rows, the ``tab`` of :func:`moments_rows` (made by
     NumPy: Numba's reshape would tie every cached kernel to numba.np.arrayobj, imported on
     each load)."""
+    if not buf.flags.c_contiguous:  # reshape would copy: the view would not follow buf
+        raise ValueError("as_lanes needs a C-contiguous buffer")
     m, p = buf.shape
     r = lane_rows(p)
     return buf.reshape(m * p)[: m // r * r * p].reshape(m // r, r * p)
@@ -63,10 +65,12 @@ def moments_rows(buf, tab, mom, cnt, acc, p):
     Over ``tab`` a pass is one flat loop of independent lanes, which LLVM vectorises (P = 2:
     0.3 ns per estimate, 1.2 ns with every sum in row order, bound by the latency of an
     addition).  A chunk with a non-finite estimate takes the plain path: its rows in order,
-    those with a non-finite coordinate set to NaN and left out (x_0 the first finite row).
+    those with a non-finite coordinate set to NaN and left out (x_0 the first finite row);
+    so does the first pass of a chunk whose finite estimates overflow a lane's sum (its
+    mean is then infinite, or NaN, either way).
     """
     m = buf.shape[0]
-    r = max(1, LANE_VALUES // p)  # lane_rows(p)
+    r = max(1, ROW_OF_LANES // p)  # lane_rows(p)
     lanes = r * p
     whole = m // r
     rest = buf[whole * r :]
