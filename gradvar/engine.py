@@ -351,7 +351,7 @@ def estimates(cell, estimator, n, seed, baseline="mean", exact_grad=None, start=
     buf = np.empty((n, p))
     with np.errstate(over="ignore"):
         aux = estimator_aux(module, cell, estimator, baseline, seed, exact_grad)
-        module.fill(
+        module.estimates(
             cell.fp(),
             cell.objp(),
             cell.opts(),

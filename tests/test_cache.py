@@ -101,6 +101,7 @@ if not {quick}:
 mom = engine.simulate(_cell(), registry.ESTIMATORS["sf"], {n}, 4)
 engine.simulate(_cell(), registry.ESTIMATORS["sf-baseline"], 100, 4)  # the pilot
 truth.exact_moments(_cell(), registry.ESTIMATORS["sf"])  # on_states
+engine.estimates(_cell(), registry.ESTIMATORS["sf"], 10, 4)  # raw estimates (train)
 from helpers import make_cell
 truth.exact_gradient(make_cell("categorical", "squared"))  # f at the outcomes, in Python
 print(json.dumps(dict(
@@ -119,7 +120,8 @@ def test_a_warm_start_loads_kernels_without_numbas_full_refresh(expected):
     it start Numba's runtime (every generated function runs without it: 0.02 s per start)
     or import numba.np.arrayobj (the stack-scratch intrinsic needs it to compile only).  The
     categorical ground truth evaluates f in Python (jit.in_python): its family's score
-    called a compiled kernel from Python, which compiled it in every run (0.4 s)."""
+    called a compiled kernel from Python, which compiled it in every run (0.4 s); and the
+    raw estimates `train` draws called ``fill``, which is not cached (5-15 s per run)."""
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([TESTS_DIR, ROOT])}
     for what, quick in (("warm-up", True), ("quick", True), ("refresh", False)):
         code = _WARM_SCRIPT.format(n=N, quick=quick)

@@ -10,7 +10,8 @@ gradvar), of the Numba version and of the registered option names in order (kern
 ``opts[INDEX]`` with the index compiled in), so an edited kernel is never served stale.
 
 A generated module has ``fill`` (estimates into a buffer), ``moments`` (their central
-moments), ``run_chunks`` (the engine's GIL-free driver), ``pilot`` (the baseline pilot sums)
+moments), ``run_chunks`` (the engine's GIL-free driver), ``estimates`` (``fill``, cached,
+for calls from Python), ``pilot`` (the baseline pilot sums)
 and ``on_states`` (estimates on injected noise, for the ground truth).  With small cells (P
 and scratch width at most ``SCRATCH_MAX``) P and the scratch width are literals and the
 estimator's scratch rows live on the stack, which lets LLVM keep them in registers.
@@ -49,7 +50,7 @@ from gradvar.kernels.moments import scratch_shape as moments_scratch_shape
 SCRATCH_MAX = 16  # cells with at most this many coordinates and scratch width get literal sizes
 _SOURCES = ("kernels/*.py", "model/*.py", "engine.py")  # globs under gradvar/: every kernel source
 _PACKAGE = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))  # gradvar/
-_CACHED = ("run_chunks", "pilot", "on_states")  # the functions compiled with cache=True
+_CACHED = ("run_chunks", "estimates", "pilot", "on_states")  # compiled with cache=True
 _REBUILDS = 3  # most rebuilds of one module after cache failures (corrupt, then full, ...)
 
 _TEMPLATE = '''\
@@ -86,6 +87,12 @@ def run_chunks(
         b = buf[: min(chunk_size, n - start)]
         fill(fp, objp, opts, aux, key, batch, start, work, b)
         moments(b, tab, out_mom[c - first], out_cnt[c - first], acc)
+
+
+@njit(cache={cache}, error_model="numpy"{nrt}, nogil=True)
+def estimates(fp, objp, opts, aux, key, batch, start, work, buf):
+    """``fill`` called from Python (gradvar.engine.estimates: training loops), cached."""
+    fill(fp, objp, opts, aux, key, batch, start, work, buf)
 
 
 @njit(cache={cache}, error_model="numpy"{nrt})
