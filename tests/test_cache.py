@@ -311,6 +311,28 @@ def test_a_corrupt_cache_file_is_removed_and_rebuilt(
     assert _run() == expected and _notes(capsys) == []  # rebuilt: loads cleanly again
 
 
+@pytest.mark.parametrize("damage", [_truncate, _garble], ids=["truncated", "garbled"])
+def test_a_corrupt_moments_cache_is_removed_and_rebuilt_with_the_combination(
+    fresh, capsys, expected, pristine, damage
+):
+    """The shared moments module's cache files are read only when a combination that calls
+    it compiles (its code is then linked into the combination's): one that fails to load
+    there is removed and rebuilt with the combination, after one note."""
+    folder = fresh.folder
+    shutil.copytree(pristine, folder)
+    for path in folder.glob("__pycache__/gradvar_normal_*"):
+        path.unlink()  # the combination compiles again, and loads the moments from the cache
+    files = sorted(folder.glob("__pycache__/gradvar_moments_*.nbc"))
+    assert files, sorted(p.name for p in folder.rglob("*"))
+    for path in files:
+        damage(path)
+    assert _run() == expected
+    notes = _notes(capsys)
+    assert len(notes) == 1 and "failed to load" in notes[0], notes
+    fresh()
+    assert _run() == expected and _notes(capsys) == []  # rebuilt: loads cleanly again
+
+
 @kernel
 def _typing_error(fp, objp, opts, aux, key, counter0, batch, work, g):
     g[0] = "not a number"

@@ -92,8 +92,27 @@ def test_rendered_variants_differ_only_where_they_should():
     assert "_scratch(6, 3)" in static and "_nrt=False" in static and "cache=True" in static
     assert "_scratch(" not in dynamic and "scratch_array" not in dynamic
     assert "_nrt" not in dynamic and "cache=True" not in dynamic
-    for name in ("def fill(", "def moments(", "def run_chunks(", "def pilot(", "def on_states("):
+    for name in ("def fill(", "def run_chunks(", "def pilot(", "def on_states("):
         assert name in static and name in dynamic
+    # the moments come from the shared module of their P (literal) or of any P
+    assert f"from {codegen.moments_name(3, '0' * 12)} import moments" in static
+    assert f"from {codegen.moments_name(None, '0' * 12)} import moments" in dynamic
+    literal, any_p = codegen.render_moments(3), codegen.render_moments(None, nrt_off=False)
+    assert "_scratch(5, 63)" in literal and "_moments(buf, tab, mom, cnt, acc, 3)" in literal
+    assert "scratch_array" not in any_p and "acc, buf.shape[1])" in any_p and "_nrt" not in any_p
+    assert "def moments(" in literal and "def moments(" in any_p
+
+
+@pytest.mark.parametrize("p", [3, None], ids=["literal", "any"])
+def test_rendered_moments_module_passes_ruff_check(tmp_path, p):
+    ruff = _ruff()
+    if ruff is None:
+        pytest.skip("ruff is not installed")
+    path = tmp_path / "gradvar_moments.py"
+    path.write_text(codegen.render_moments(p, key="0123456789ab"))
+    cmd = [*ruff, "check", "--no-cache", "--config", str(PROJECT / "pyproject.toml"), str(path)]
+    proc = subprocess.run(cmd, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
 
 
 # --- sample blocking --------------------------------------------------------------------------
@@ -371,10 +390,13 @@ def test_numba_without_the_private_internals_falls_back_to_the_same_numbers(tmp_
     assert "stack-scratch intrinsic does not work" in notes[1] and "make_array" in notes[1]
     assert all("same numbers" in line for line in notes)
     assert not any(re.search(r"_p\d+w\d+_", name) for name in out["names"])  # no literal shape
-    generated = [p for p in (tmp_cache / "kernels").glob("gradvar_*.py") if "probe" not in p.name]
+    files = [p for p in (tmp_cache / "kernels").glob("gradvar_*.py") if "probe" not in p.name]
+    shared = [p for p in files if p.name.startswith("gradvar_moments_")]
+    generated = [p for p in files if p not in shared]
     assert not list((tmp_cache / "kernels").glob("gradvar_features_*"))  # failures: no record
     assert len(generated) == len(_FALLBACK_JOBS)
-    for path in generated:
+    assert [p.name.startswith("gradvar_moments_dynamic_") for p in shared] == [True]  # any P
+    for path in files:
         assert "_nrt" not in path.read_text() and "scratch_array" not in path.read_text()
     for (family, objective, est, baseline, batch, values), theirs in zip(
         _FALLBACK_JOBS, out["runs"], strict=True
